@@ -1,0 +1,442 @@
+"""A small local stand-in for the Azure Functions host.
+
+It loads a ``FunctionApp`` (``function_app.app`` by default), reads each registered
+function's trigger binding (``app.get_functions()``) and drives the same decorated
+functions the real host would call:
+
+* HTTP triggers on a local port, under ``routePrefix`` from ``host.json``, with each
+  function's route template and methods;
+* timer triggers on their NCRONTAB schedules (``%SETTING%`` resolved from the
+  environment), never overlapping themselves, like the host's singleton timers;
+* blob triggers by watching the container in the configured storage (Azurite) and
+  invoking the function once per new or changed blob. What was processed is kept as
+  receipts in a table of the same storage (like the host's blob receipts), so a
+  restart does not replay everything. A failing blob is retried on later polls, up to
+  five attempts, then recorded as poisoned (like the host's poison queue).
+
+It does not enforce function keys (Core Tools does not either when run locally).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import azure.functions as func
+
+from .ncrontab import Schedule
+
+log = logging.getLogger("devstack.runner")
+
+RECEIPTS_TABLE = "RunnerBlobReceipts"
+MAX_BLOB_ATTEMPTS = 5
+_SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+def resolve_settings(text: str, env: Mapping[str, str]) -> str:
+    """Replaces ``%NAME%`` with the environment value, as the host does in bindings."""
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise KeyError(f"binding expression %{name}% names a setting that is not set")
+        return env[name]
+
+    return _SETTING.sub(sub, text)
+
+
+# ---------------------------------------------------------------------------- routes
+@dataclass
+class Route:
+    function_name: str
+    methods: frozenset[str]
+    pattern: re.Pattern
+    template: str
+    call: Callable
+    arg_name: str
+
+    def match(self, path: str) -> dict[str, str] | None:
+        m = self.pattern.fullmatch(path)
+        return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+
+
+def compile_route(template: str) -> re.Pattern:
+    """Functions route templates (ASP.NET style): ``jobs/{id}``, ``{id:int}``, ``{id?}``,
+    ``{*rest}`` (catch-all)."""
+    out = []
+    for segment in template.strip("/").split("/"):
+        m = re.fullmatch(r"\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}", segment)
+        if not m:
+            out.append("/" + re.escape(segment))
+            continue
+        catch_all, name, constraint, optional = m.groups()
+        body = {"int": r"-?\d+", "alpha": r"[A-Za-z]+", "guid": r"[0-9a-fA-F-]{36}"}.get(constraint or "", r"[^/]+")
+        if catch_all:
+            body = r".*"
+        part = f"/(?P<{name}>{body})"
+        out.append(f"(?:{part})?" if optional or catch_all else part)
+    return re.compile("".join(out) or "/")
+
+
+def _host_route_prefix(host_json: Path | None) -> str:
+    if host_json and host_json.exists():
+        data = json.loads(host_json.read_text())
+        prefix = data.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+        return "/" + prefix.strip("/") if prefix else ""
+    return "/api"
+
+
+# -------------------------------------------------------------------------- timers
+class _TimerRequest(func.TimerRequest):
+    def __init__(self, past_due: bool, schedule_status: dict | None = None) -> None:
+        self._past_due = past_due
+        self.schedule_status = schedule_status or {}
+
+    @property
+    def past_due(self) -> bool:
+        return self._past_due
+
+
+@dataclass
+class TimerJob:
+    function_name: str
+    schedule: Schedule
+    call: Callable
+    arg_name: str
+    run_on_startup: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    runs: int = 0
+
+
+# --------------------------------------------------------------------------- blobs
+@dataclass
+class BlobWatch:
+    function_name: str
+    container: str
+    name_pattern: re.Pattern
+    connection: str
+    call: Callable
+    arg_name: str
+    annotation: Any
+
+
+def _blob_name_pattern(path_rest: str) -> re.Pattern:
+    # 'datasets/{name}' -> the rest '{name}' matches any blob name; '{name}.jsonl' likewise.
+    parts = re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\})", path_rest)
+    rx = "".join(f"(?P<{p[1:-1]}>.+)" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(rx)
+
+
+# -------------------------------------------------------------------------- runner
+def _call(fn: Callable, kwargs: dict[str, Any]) -> Any:
+    result = fn(**kwargs)
+    if inspect.iscoroutine(result):
+        result = asyncio.run(result)
+    return result
+
+
+class LocalRunner:
+    def __init__(self, app: func.FunctionApp, *, env: Mapping[str, str] | None = None,
+                 host_json: Path | None = None, http_host: str = "127.0.0.1", http_port: int = 0,
+                 blob_poll_interval: float = 1.0, enable_timers: bool = True,
+                 enable_blobs: bool = True) -> None:
+        self.app = app
+        self.env = dict(os.environ if env is None else env)
+        self.route_prefix = _host_route_prefix(host_json)
+        self.http_host = http_host
+        self.http_port = http_port
+        self.blob_poll_interval = blob_poll_interval
+        self.enable_timers = enable_timers
+        self.enable_blobs = enable_blobs
+        self.routes: list[Route] = []
+        self.timers: dict[str, TimerJob] = {}
+        self.blobs: list[BlobWatch] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server = None
+        self.invocations: list[tuple[str, str]] = []  # (function name, detail): for tests and logs
+        self._load()
+
+    # ---- discovery ---------------------------------------------------------------
+    def _load(self) -> None:
+        for fn in self.app.get_functions():
+            trigger = fn.get_trigger()
+            name = fn.get_function_name()
+            user = fn.get_user_function()
+            arg = trigger.name
+            d = trigger.get_dict_repr()
+            if d["type"] == "httpTrigger":
+                methods = frozenset(str(getattr(m, "value", m)).upper() for m in (d.get("methods") or
+                                    ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]))
+                template = d.get("route") or name
+                template = resolve_settings(template, self.env)
+                self.routes.append(Route(name, methods, compile_route(template), template, user, arg))
+            elif d["type"] == "timerTrigger":
+                schedule = Schedule.parse(resolve_settings(d["schedule"], self.env))
+                self.timers[name] = TimerJob(name, schedule, user, arg, bool(d.get("runOnStartup")))
+            elif d["type"] == "blobTrigger":
+                path = resolve_settings(d["path"], self.env)
+                container, _, rest = path.partition("/")
+                annotation = inspect.signature(user).parameters[arg].annotation
+                self.blobs.append(BlobWatch(name, container, _blob_name_pattern(rest or "{name}"),
+                                            d.get("connection") or "AzureWebJobsStorage", user, arg, annotation))
+            else:
+                raise ValueError(f"function {name}: trigger type {d['type']!r} is not supported by the local runner")
+        # More specific routes first (literal segments before parameters), as ASP.NET routing does.
+        self.routes.sort(key=lambda r: (-r.template.count("/"), r.template.count("{")))
+
+    # ---- HTTP ----------------------------------------------------------------------
+    def _asgi_app(self):
+        from starlette.applications import Starlette
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route as SRoute
+
+        async def dispatch(request: Request) -> Response:
+            path = request.url.path
+            if not path.startswith(self.route_prefix + "/") and path != self.route_prefix:
+                return JSONResponse({"error": f"no function is routed at {path}"}, status_code=404)
+            sub = path[len(self.route_prefix):] or "/"
+            allowed: set[str] = set()
+            for route in self.routes:
+                params = route.match(sub)
+                if params is None:
+                    continue
+                if request.method not in route.methods:
+                    allowed |= route.methods
+                    continue
+                body = await request.body()
+                req = func.HttpRequest(
+                    method=request.method, url=str(request.url), headers=dict(request.headers),
+                    params=dict(request.query_params), route_params=params, body=body)
+                self.invocations.append((route.function_name, f"{request.method} {path}"))
+                invocation = uuid.uuid4().hex[:8]
+                log.info("Executing '%s' (%s %s, id=%s)", route.function_name, request.method, path, invocation)
+                try:
+                    if inspect.iscoroutinefunction(route.call):
+                        resp = await route.call(**{route.arg_name: req})
+                    else:
+                        resp = await run_in_threadpool(route.call, **{route.arg_name: req})
+                except Exception:
+                    log.exception("Function '%s' failed (id=%s)", route.function_name, invocation)
+                    return Response(status_code=500)
+                log.info("Executed '%s' -> %s (id=%s)", route.function_name,
+                         getattr(resp, "status_code", "?"), invocation)
+                return _to_starlette(resp)
+            if allowed:
+                return Response(status_code=405, headers={"Allow": ", ".join(sorted(allowed))})
+            return JSONResponse({"error": f"no function is routed at {path}"}, status_code=404)
+
+        def _to_starlette(resp: Any) -> Response:
+            if resp is None:
+                return Response(status_code=204)
+            if isinstance(resp, func.HttpResponse):
+                headers = dict(resp.headers)
+                media = headers.pop("Content-Type", None) or headers.pop("content-type", None)
+                if media is None and resp.mimetype:
+                    media = resp.mimetype + (f"; charset={resp.charset}" if resp.charset and
+                                             resp.mimetype.startswith(("text/", "application/json")) else "")
+                return Response(resp.get_body(), status_code=resp.status_code, headers=headers, media_type=media)
+            if isinstance(resp, (str, bytes)):
+                return Response(resp, status_code=200)
+            raise TypeError(f"unsupported HTTP function result {type(resp)!r}")
+
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        return Starlette(routes=[SRoute("/{path:path}", dispatch, methods=methods)])
+
+    def _start_http(self) -> None:
+        import socket
+
+        import uvicorn
+
+        if self.http_port == 0:
+            with socket.socket() as s:
+                s.bind((self.http_host, 0))
+                self.http_port = s.getsockname()[1]
+        config = uvicorn.Config(self._asgi_app(), host=self.http_host, port=self.http_port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        t = threading.Thread(target=self._server.run, name="runner-http", daemon=True)
+        t.start()
+        self._threads.append(t)
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not t.is_alive():
+                raise RuntimeError("the local runner's HTTP server did not start")
+            time.sleep(0.05)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}{self.route_prefix}"
+
+    # ---- timers --------------------------------------------------------------------
+    def run_timer(self, name: str, past_due: bool = False) -> bool:
+        """Runs a timer function now, unless a run of it is already under way (the host
+        never overlaps a timer with itself). Returns whether it ran."""
+        job = self.timers[name]
+        if not job.lock.acquire(blocking=False):
+            log.warning("Timer '%s' is still running; skipping this occurrence", name)
+            return False
+        try:
+            self.invocations.append((name, "timer"))
+            log.info("Executing '%s' (timer)", name)
+            _call(job.call, {job.arg_name: _TimerRequest(past_due)})
+            job.runs += 1
+            log.info("Executed '%s' (timer)", name)
+        except Exception:
+            log.exception("Timer function '%s' failed", name)
+        finally:
+            job.lock.release()
+        return True
+
+    def _timer_loop(self, job: TimerJob) -> None:
+        if job.run_on_startup:
+            self.run_timer(job.function_name)
+        next_at = job.schedule.next_after(datetime.now(timezone.utc))
+        while not self._stop.is_set():
+            delay = (next_at - datetime.now(timezone.utc)).total_seconds()
+            if self._stop.wait(max(0.0, min(delay, 1.0))):
+                return
+            now = datetime.now(timezone.utc)
+            if now >= next_at:
+                past_due = (now - next_at).total_seconds() > 5
+                self.run_timer(job.function_name, past_due=past_due)
+                next_at = job.schedule.next_after(datetime.now(timezone.utc))
+
+    # ---- blobs ---------------------------------------------------------------------
+    def _storage(self, connection: str) -> str:
+        value = self.env.get(connection)
+        if not value:
+            raise KeyError(f"blob trigger connection {connection!r} is not set (the local runner needs "
+                           f"a connection string, e.g. Azurite's)")
+        return value
+
+    def _receipts(self, connection: str):
+        from azure.core.exceptions import ResourceExistsError
+        from azure.data.tables import TableServiceClient
+
+        service = TableServiceClient.from_connection_string(self._storage(connection))
+        try:
+            service.create_table(RECEIPTS_TABLE)
+        except ResourceExistsError:
+            pass
+        return service.get_table_client(RECEIPTS_TABLE)
+
+    def poll_blobs_once(self) -> list[tuple[str, str]]:
+        """Looks for new or changed blobs once and invokes their functions; returns
+        (function, blob name) for each invocation that succeeded."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.storage.blob import ContainerClient
+
+        done: list[tuple[str, str]] = []
+        for watch in self.blobs:
+            conn = self._storage(watch.connection)
+            container = ContainerClient.from_connection_string(conn, watch.container)
+            try:
+                container.create_container()
+            except ResourceExistsError:
+                pass
+            receipts = self._receipts(watch.connection)
+            for props in container.list_blobs():
+                if not watch.name_pattern.fullmatch(props.name):
+                    continue
+                key = hashlib.sha256(props.name.encode()).hexdigest()
+                try:
+                    receipt = receipts.get_entity(watch.function_name, key)
+                except ResourceNotFoundError:
+                    receipt = None
+                if receipt and receipt.get("etag") == props.etag and receipt.get("status") in ("done", "poisoned"):
+                    continue
+                attempts = int(receipt.get("attempts", 0)) + 1 if receipt and receipt.get("etag") == props.etag else 1
+                ok = self._invoke_blob(watch, conn, props.name)
+                status = "done" if ok else ("poisoned" if attempts >= MAX_BLOB_ATTEMPTS else "retry")
+                if status == "poisoned":
+                    log.error("Blob '%s/%s' failed %d times in '%s'; giving up (poisoned)",
+                              watch.container, props.name, attempts, watch.function_name)
+                receipts.upsert_entity({"PartitionKey": watch.function_name, "RowKey": key,
+                                        "name": props.name, "etag": props.etag, "status": status,
+                                        "attempts": attempts})
+                if ok:
+                    done.append((watch.function_name, props.name))
+        return done
+
+    def _invoke_blob(self, watch: BlobWatch, conn: str, blob_name: str) -> bool:
+        from azure.storage.blob import BlobClient
+
+        client = BlobClient.from_connection_string(conn, watch.container, blob_name)
+        annotation = watch.annotation
+        annotation_name = getattr(annotation, "__name__", str(annotation))
+        if "BlobClient" in annotation_name:
+            arg: Any = client  # the SDK-type binding hands the function an azure.storage.blob.BlobClient
+        else:
+            data = client.download_blob().readall()
+            arg = func.blob.InputStream(data=data, name=f"{watch.container}/{blob_name}",
+                                        length=len(data), uri=client.url)
+        self.invocations.append((watch.function_name, blob_name))
+        log.info("Executing '%s' (blob %s/%s)", watch.function_name, watch.container, blob_name)
+        try:
+            _call(watch.call, {watch.arg_name: arg})
+        except Exception:
+            log.exception("Blob function '%s' failed on %s/%s", watch.function_name, watch.container, blob_name)
+            return False
+        log.info("Executed '%s' (blob %s/%s)", watch.function_name, watch.container, blob_name)
+        return True
+
+    def _blob_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_blobs_once()
+            except Exception:
+                log.exception("blob watcher: polling failed; will try again")
+            self._stop.wait(self.blob_poll_interval)
+
+    # ---- life cycle ----------------------------------------------------------------
+    def start(self) -> "LocalRunner":
+        if self.routes:
+            self._start_http()
+        if self.enable_timers:
+            for job in self.timers.values():
+                t = threading.Thread(target=self._timer_loop, args=(job,), name=f"timer-{job.function_name}",
+                                     daemon=True)
+                t.start()
+                self._threads.append(t)
+        if self.enable_blobs and self.blobs:
+            t = threading.Thread(target=self._blob_loop, name="blob-watcher", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info("Local runner: %d HTTP route(s) at %s, %d timer(s), %d blob trigger(s)",
+                 len(self.routes), self.base_url if self.routes else "-", len(self.timers), len(self.blobs))
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        for t in self._threads:
+            t.join(timeout=15)
+        self._threads.clear()
+
+    def __enter__(self) -> "LocalRunner":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def load_app(module: str = "function_app", attr: str = "app") -> func.FunctionApp:
+    import importlib
+
+    return getattr(importlib.import_module(module), attr)

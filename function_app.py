@@ -1,0 +1,9 @@
+"""The function app: creates the FunctionApp and registers one blueprint per trigger.
+
+Each trigger module in ``functions/`` is thin: binding in, a call on the domain
+code in ``shared/``, result out. Heavy SDKs are imported inside the domain code on
+first use, so importing this module stays cheap (cold start on Flex Consumption).
+"""
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
