@@ -1,0 +1,246 @@
+"""Offline token counting with the models' real encodings (cl100k_base, o200k_base).
+
+No network access, ever: the merge ranks come from the files that the
+``bpe-openai`` wheel ships (``bpe_openai/data/<name>.tiktoken.gz``), the split
+pattern is the official one of ``tiktoken_ext.openai_public`` (copied below; a
+test keeps the two equal).
+
+Which tokenizer runs the algorithm:
+
+- ``tiktoken`` when it is installed (the reference implementation, built with
+  ``tiktoken.Encoding(name, pat_str=..., mergeable_ranks=..., special_tokens=...)``).
+  It costs about 85 MB of memory for o200k_base and 47 MB for cl100k_base.
+- otherwise bpe-openai's own Rust tokenizer. It gives the same tokens (checked
+  on a fixed multilingual sample by ``tests/validation/test_tokens.py``) and is
+  about twice as fast, but holds about 130 MB for o200k_base, which does not
+  leave room for the validator's 150 MB budget; hence the preference.
+
+Special-token text such as ``<|endoftext|>`` inside training data is counted as
+ordinary text (``encode_ordinary``).
+
+``count_chat_tokens`` follows OpenAI's published recipe for chat messages:
+3 tokens per message, the tokens of every string field of the message (role,
+content, name, tool_call_id), 1 more for a ``name``, and 3 to prime the reply.
+It extends the recipe to tool calls (function name + arguments + 3 per call),
+to content parts (text parts counted, each image a flat
+``IMAGE_TOKENS_ESTIMATE``) and to a ``tools`` list (its compact JSON). The
+service's own count may differ by a few tokens per example; the image figure is
+an estimate (the real cost depends on the image's size).
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import threading
+from importlib import resources
+from typing import Any, Iterable, Mapping, Sequence
+
+import orjson
+
+__all__ = [
+    "ENCODING_NAMES",
+    "IMAGE_TOKENS_ESTIMATE",
+    "PAT_STR",
+    "SPECIAL_TOKENS",
+    "backend_name",
+    "count_chat_tokens",
+    "count_message_tokens",
+    "count_tokens",
+    "get_encoding",
+    "load_mergeable_ranks",
+]
+
+# The official split patterns (tiktoken_ext/openai_public.py, tiktoken 0.14).
+PAT_STR: dict[str, str] = {
+    "cl100k_base": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+    "o200k_base": "|".join(
+        [
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]
+    ),
+}
+SPECIAL_TOKENS: dict[str, dict[str, int]] = {
+    "cl100k_base": {
+        "<|endoftext|>": 100257,
+        "<|fim_prefix|>": 100258,
+        "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260,
+        "<|endofprompt|>": 100276,
+    },
+    "o200k_base": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+}
+ENCODING_NAMES = tuple(PAT_STR)
+
+# Flat per-image figure used in counts (a 1024x1024 image at high detail on gpt-4o).
+IMAGE_TOKENS_ESTIMATE = 765
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+TOKENS_REPLY_PRIMING = 3
+TOKENS_PER_TOOL_CALL = 3
+
+_lock = threading.Lock()
+
+
+def _check_name(name: str) -> None:
+    if name not in PAT_STR:
+        raise ValueError(f"unknown encoding {name!r}; known: {', '.join(ENCODING_NAMES)}")
+
+
+def load_mergeable_ranks(name: str) -> dict[bytes, int]:
+    """The BPE merge ranks of ``name``, read from the file bpe-openai ships (offline)."""
+    _check_name(name)
+    raw = resources.files("bpe_openai.data").joinpath(f"{name}.tiktoken.gz").read_bytes()
+    ranks: dict[bytes, int] = {}
+    b64 = base64.b64decode
+    for line in gzip.decompress(raw).splitlines():
+        if line:
+            token, rank = line.split(b" ")
+            ranks[b64(token)] = int(rank)
+    return ranks
+
+
+class _BpeOpenAICounter:
+    """bpe-openai's Rust tokenizer, wrapped to count without its length limits."""
+
+    def __init__(self, name: str):
+        import bpe_openai
+
+        self.encoding = bpe_openai.get_encoding(name)
+        self._backend = self.encoding._backend  # PyTokenizer: encode/count without limits
+
+    def count(self, text: str) -> int:
+        try:
+            return self._backend.count(text)
+        except UnicodeEncodeError:  # lone surrogates: count them as U+FFFD, like tiktoken
+            return self._backend.count(text.encode("utf-8", "replace").decode("utf-8"))
+
+
+class _TiktokenCounter:
+    def __init__(self, name: str):
+        import tiktoken
+
+        ranks = load_mergeable_ranks(name)
+        self.encoding = tiktoken.Encoding(
+            name, pat_str=PAT_STR[name], mergeable_ranks=ranks, special_tokens=SPECIAL_TOKENS[name]
+        )
+        del ranks
+
+    def count(self, text: str) -> int:
+        return len(self.encoding.encode_ordinary(text))
+
+
+_counters: dict[str, Any] = {}
+
+
+def _counter(name: str):
+    c = _counters.get(name)
+    if c is None:
+        _check_name(name)
+        with _lock:
+            c = _counters.get(name)
+            if c is None:
+                try:
+                    c = _TiktokenCounter(name)
+                except ImportError:
+                    c = _BpeOpenAICounter(name)
+                _counters[name] = c
+    return c
+
+
+def backend_name(encoding_name: str) -> str:
+    """Which implementation counts for ``encoding_name`` ("tiktoken" or "bpe-openai")."""
+    return "tiktoken" if isinstance(_counter(encoding_name), _TiktokenCounter) else "bpe-openai"
+
+
+def get_encoding(name: str):
+    """A tiktoken-compatible encoding object (``encode``, ``encode_ordinary``, ``decode``),
+    built lazily and cached; ``name`` is ``cl100k_base`` or ``o200k_base``."""
+    return _counter(name).encoding
+
+
+def count_tokens(text: str, encoding_name: str) -> int:
+    """Number of tokens of ``text`` (special-token text counted as ordinary text)."""
+    if not text:
+        return 0
+    return _counter(encoding_name).count(text)
+
+
+def _content_tokens(content: Any, count) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return count(content) if content else 0
+    n = 0
+    if isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            kind = part.get("type")
+            if kind == "text" and isinstance(part.get("text"), str):
+                n += count(part["text"])
+            elif kind in ("image_url", "input_image", "image"):
+                n += IMAGE_TOKENS_ESTIMATE
+            elif isinstance(part.get("text"), str):
+                n += count(part["text"])
+    return n
+
+
+def _call_tokens(call: Any, count) -> int:
+    if not isinstance(call, Mapping):
+        return 0
+    fn = call.get("function", call)  # tool_calls[i].function, or a legacy function_call
+    if not isinstance(fn, Mapping):
+        return TOKENS_PER_TOOL_CALL
+    n = TOKENS_PER_TOOL_CALL
+    for key in ("name", "arguments"):
+        value = fn.get(key)
+        if isinstance(value, str) and value:
+            n += count(value)
+    return n
+
+
+def count_message_tokens(message: Mapping[str, Any], encoding_name: str) -> int:
+    """Tokens one chat message adds to an example, its per-message overhead included."""
+    counter = _counter(encoding_name)
+    count = counter.count
+    n = TOKENS_PER_MESSAGE
+    for key, value in message.items():
+        if key == "content":
+            n += _content_tokens(value, count)
+        elif key == "tool_calls":
+            if isinstance(value, list):
+                for call in value:
+                    n += _call_tokens(call, count)
+        elif key == "function_call":
+            n += _call_tokens(value, count)
+        elif isinstance(value, str) and value:
+            n += count(value)
+            if key == "name":
+                n += TOKENS_PER_NAME
+    return n
+
+
+def count_chat_tokens(
+    messages: Sequence[Mapping[str, Any]],
+    encoding_name: str,
+    *,
+    tools: Iterable[Any] | None = None,
+    functions: Iterable[Any] | None = None,
+) -> int:
+    """Tokens of a chat example: its messages (with OpenAI's per-message overhead),
+    the reply priming, and the JSON of ``tools`` / legacy ``functions`` when given."""
+    n = TOKENS_REPLY_PRIMING
+    for message in messages:
+        if isinstance(message, Mapping):
+            n += count_message_tokens(message, encoding_name)
+    for extra in (tools, functions):
+        if extra:
+            n += count_tokens(orjson.dumps(extra).decode("utf-8"), encoding_name)
+    return n
+
