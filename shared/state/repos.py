@@ -1,0 +1,190 @@
+"""One repository per table. Rows are plain dicts (nested values stored as JSON);
+the fields each stage writes are listed here, so the stages agree on them.
+
+Datasets (PartitionKey = encoded base model)
+    version rows, RowKey = ``<encoded name>~<version>`` where version = first 16 hex of
+    the content's SHA-256: id, name, base_model, method, sha256, size, blob_etag,
+    status (validating → rejected | uploading → processing → ready | upload_failed),
+    file_id, upload_path (upload|import), report_blob, error_count, warning_count,
+    examples, errors (first few, for API answers), error (service reason), is_current,
+    created_at, updated_at.
+    upload rows, RowKey = ``upload~<sha256>~<method>``: the idempotency anchor of one
+    upload of one content for one base model: status, file_id, filename, created_at.
+
+Jobs (PartitionKey ``job``; an index partition ``open`` holds one small row per
+unfinished job, so the monitor's query grows with open jobs, not with history)
+    RowKey = job id (sorts newest first): id, status (submitted → pending/queued/
+    validating_files → running → succeeded/failed/cancelled; then deploying → deployed |
+    deploy_blocked | gate_failed), openai_job_id, base_model, training_dataset,
+    training_file_id, validation_dataset, validation_file_id, method, hyperparameters,
+    suffix, seed, training_type, deployment (settings or None), idempotency_key,
+    fine_tuned_model, error {code, message, param}, events (recent), metrics, results_blob,
+    trained_tokens, created_at, updated_at, finished_at, deployment_name,
+    claimed_by, claimed_until, next_attempt_at, attempts, last_error.
+
+Deployments (PartitionKey = encoded account, RowKey = encoded deployment name)
+    name, account, model, job_id, sku, capacity, keep_alive (redeploy|ping|none),
+    state (creating → warming → active; redeploying; missing → restored; expired;
+    failed; deploy_blocked), provisioning_state, created_at (last create / redeploy),
+    last_activity, idle_deadline, adopted, hosting_hours, estimated_cost, redeploys,
+    pings, restores, gaps, next_attempt_at, attempts, last_error, updated_at.
+
+DeploymentEvents (PartitionKey = encoded deployment name, RowKey = time-ordered id,
+newest first): at, action, reason, deadline, outcome, detail.
+
+IdempotencyKeys (PartitionKey = encoded key, RowKey ``key``): request_hash, job_id,
+created_at.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from .tables import AlreadyExistsError, ConcurrencyError, NotFoundError, Row, Table, TableStore, encode_key
+
+__all__ = ["Repositories", "utc_iso", "new_job_id", "time_ordered_id",
+           "ConcurrencyError", "NotFoundError", "AlreadyExistsError", "Row"]
+
+_MAX_MS = 10**13 - 1
+
+
+def utc_iso(t: datetime | float | None = None) -> str:
+    if t is None:
+        t = datetime.now(timezone.utc)
+    elif isinstance(t, (int, float)):
+        t = datetime.fromtimestamp(t, timezone.utc)
+    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def time_ordered_id(now: float | None = None) -> str:
+    """A row key that sorts newest first (Table Storage returns rows in key order)."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"{_MAX_MS - ms:013d}{uuid.uuid4().hex[:8]}"
+
+
+def new_job_id(now: float | None = None) -> str:
+    return "job-" + time_ordered_id(now)
+
+
+class Repositories:
+    """The service's tables; ``settings`` names them."""
+
+    JOB_PARTITION = "job"
+    OPEN_PARTITION = "open"
+
+    def __init__(self, store: TableStore, settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    # ---- tables -------------------------------------------------------------------
+    @property
+    def datasets(self) -> Table:
+        return self.store.table(self.settings.datasets_table)
+
+    @property
+    def jobs(self) -> Table:
+        return self.store.table(self.settings.jobs_table)
+
+    @property
+    def deployments(self) -> Table:
+        return self.store.table(self.settings.deployments_table)
+
+    @property
+    def deployment_events(self) -> Table:
+        return self.store.table(self.settings.deployment_events_table)
+
+    @property
+    def idempotency(self) -> Table:
+        return self.store.table(self.settings.idempotency_table)
+
+    # ---- datasets -----------------------------------------------------------------
+    @staticmethod
+    def dataset_keys(base_model: str, name: str, version: str) -> tuple[str, str]:
+        return encode_key(base_model), f"{encode_key(name)}~{version}"
+
+    @staticmethod
+    def upload_keys(base_model: str, sha256: str, method: str) -> tuple[str, str]:
+        return encode_key(base_model), f"upload~{sha256}~{method}"
+
+    def dataset_versions(self, name: str) -> list[Row]:
+        rows = [r for r in self.datasets.query("name eq @name", {"name": name}) if "version" in r.data]
+        return sorted(rows, key=lambda r: r.get("created_at", ""))
+
+    def current_dataset(self, name: str) -> Row | None:
+        """The current version of a dataset by name (or by id ``<name>@<version>``)."""
+        if "@" in name:
+            base, _, version = name.rpartition("@")
+            for r in self.datasets.query("name eq @name and version eq @v", {"name": base, "v": version}):
+                return r
+        rows = self.dataset_versions(name)
+        current = [r for r in rows if r.get("is_current")]
+        return (current or rows or [None])[-1]
+
+    def list_datasets(self) -> Iterator[Row]:
+        return (r for r in self.datasets.query("is_current eq true", {}) if "version" in r.data)
+
+    # ---- jobs ---------------------------------------------------------------------
+    def get_job(self, job_id: str) -> Row:
+        return self.jobs.get(self.JOB_PARTITION, job_id)
+
+    def find_job(self, job_id: str) -> Row | None:
+        return self.jobs.find(self.JOB_PARTITION, job_id)
+
+    def insert_job(self, data: dict[str, Any]) -> Row:
+        """Writes the job and its open-index row (index first: a crash in between leaves
+        an index row the monitor cleans up, never an unfollowed job)."""
+        try:
+            self.jobs.insert({"PartitionKey": self.OPEN_PARTITION, "RowKey": data["id"]})
+        except AlreadyExistsError:
+            pass
+        return self.jobs.insert({**data, "PartitionKey": self.JOB_PARTITION, "RowKey": data["id"]})
+
+    def open_job_ids(self) -> list[str]:
+        return [r.row_key for r in self.jobs.partition(self.OPEN_PARTITION)]
+
+    def close_job(self, job_id: str) -> None:
+        row = self.jobs.find(self.OPEN_PARTITION, job_id)
+        if row is not None:
+            self.jobs.delete(row)
+
+    def reopen_job(self, job_id: str) -> None:
+        try:
+            self.jobs.insert({"PartitionKey": self.OPEN_PARTITION, "RowKey": job_id})
+        except AlreadyExistsError:
+            pass
+
+    # ---- deployments ----------------------------------------------------------------
+    def deployment_keys(self, name: str) -> tuple[str, str]:
+        return encode_key(self.settings.openai_account), encode_key(name)
+
+    def get_deployment(self, name: str) -> Row:
+        return self.deployments.get(*self.deployment_keys(name))
+
+    def find_deployment(self, name: str) -> Row | None:
+        return self.deployments.find(*self.deployment_keys(name))
+
+    def list_deployments(self) -> Iterator[Row]:
+        return self.deployments.partition(encode_key(self.settings.openai_account))
+
+    def add_deployment_event(self, name: str, action: str, reason: str, *, outcome: str = "ok",
+                             deadline: str | None = None, detail: Any = None, now: float | None = None) -> Row:
+        data = {"PartitionKey": encode_key(name), "RowKey": time_ordered_id(now), "deployment": name,
+                "at": utc_iso(now if now is not None else None), "action": action, "reason": reason,
+                "outcome": outcome, "deadline": deadline, "detail": detail}
+        return self.deployment_events.upsert(data)
+
+    def deployment_events_for(self, name: str, limit: int = 50) -> list[Row]:
+        out = []
+        for row in self.deployment_events.partition(encode_key(name)):
+            out.append(row)
+            if len(out) >= limit:
+                break
+        return out
+
+
+def worker_id() -> str:
+    """Identifies this process in claims (host name + pid)."""
+    return f"{os.uname().nodename}:{os.getpid()}"
