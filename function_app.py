@@ -6,4 +6,7 @@ first use, so importing this module stays cheap (cold start on Flex Consumption)
 """
 import azure.functions as func
 
+from functions.intake import bp as intake_bp
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(intake_bp)
