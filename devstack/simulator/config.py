@@ -1,0 +1,136 @@
+"""Tunable behaviour of the simulator: phase durations, quotas, policy switches.
+
+Every field is a command-line flag (``--job-running-seconds 5``) and can be
+changed at run time with ``POST /_admin/config``. Durations are in simulated
+seconds; the simulated clock runs at real speed plus an offset.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Mapping
+
+__all__ = ["SimConfig", "ConfigError", "add_config_arguments", "config_from_args"]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class SimConfig:
+    # Files
+    file_processing_seconds: float = 1.0
+    """Time from upload (or end of an import's download) to processed/error."""
+    max_file_bytes: int = 512 * 1024 * 1024
+    """A larger file ends in status 'error' (the service's 512 MB limit)."""
+    min_training_examples: int = 10
+    """A fine-tune file with fewer examples ends in status 'error'."""
+    max_files: int = 100
+    """Files of purpose fine-tune per resource; more are refused (quotaExceeded)."""
+    max_total_file_bytes: int = 1024 * 1024 * 1024
+    """Total bytes of fine-tune files per resource; more are refused (quotaExceeded)."""
+    import_timeout_seconds: float = 30.0
+    """Timeout of the HTTP GET that fetches a file import's content_url."""
+
+    # Fine-tuning jobs
+    job_pending_seconds: float = 2.0
+    """Minimum time a job stays 'pending' (also the time 'resuming' lasts)."""
+    job_running_seconds: float = 5.0
+    """Time a job spends 'running' (excluding pauses)."""
+    max_running_jobs: int = 3
+    """Jobs running at once; others wait 'pending' in creation order."""
+    max_queued_jobs: int = 20
+    """Jobs waiting 'pending'; creating more is refused (quotaExceeded)."""
+    max_reported_steps: int = 200
+    """Upper bound on training steps reported per job (events, results.csv)."""
+    enforce_training_type: bool = True
+    """Models that need Azure's trainingType refuse a job without it, with the
+    service's misleading 'does not support fine-tuning' message."""
+
+    # Deployments (ARM)
+    deployment_create_seconds: float = 1.0
+    """Time a deployment PUT stays 'Creating' before 'Succeeded'/'Failed'."""
+    deployment_delete_seconds: float = 1.0
+    """Time a deployment DELETE stays 'Deleting'."""
+    deployment_warmup_seconds: float = 0.0
+    """After ARM says Succeeded, inference answers DeploymentNotReady this long."""
+    lro_retry_after: float = 1.0
+    """Retry-After (seconds) on long-running-operation responses."""
+    max_finetuned_deployments: int = 10
+    """Fine-tuned deployments per account; more are refused (InsufficientQuota)."""
+    allow_duplicate_model_deployments: bool = True
+    """False: a fine-tuned model already deployed under another name is refused."""
+    idle_deletion_days: float = 15.0
+    """A fine-tuned deployment with no inference for this long is deleted."""
+    developer_tier_hours: float = 24.0
+    """A DeveloperTier deployment is deleted this long after creation."""
+    location: str = "swedencentral"
+    """Region reported by ARM and Azure Monitor."""
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Apply ``values`` (validated first: nothing changes on error)."""
+        known = {f.name: f for f in fields(self)}
+        parsed: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
+            parsed[key] = _coerce(key, known[key].type, raw)
+        for key, value in parsed.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def copy(self) -> "SimConfig":
+        return SimConfig(**asdict(self))
+
+
+def _coerce(key: str, type_name: Any, raw: Any) -> Any:
+    type_name = getattr(type_name, "__name__", type_name)
+    try:
+        if type_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            value: Any = int(raw)
+        elif type_name == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            value = float(raw)
+        else:
+            return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {type_name}, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{key}: must not be negative, got {raw!r}")
+    return value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("behaviour (also settable with POST /_admin/config)")
+    for f in fields(SimConfig):
+        flag = "--" + f.name.replace("_", "-")
+        type_name = getattr(f.type, "__name__", f.type)
+        default = f.default if f.default is not MISSING else None
+        if type_name == "bool":
+            group.add_argument(flag, dest=f.name, default=None, metavar="true|false",
+                               help=f"(default {str(default).lower()})")
+        else:
+            group.add_argument(flag, dest=f.name, default=None, metavar=str(type_name).upper(),
+                               help=f"(default {default})")
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    config = SimConfig()
+    config.update({f.name: getattr(args, f.name) for f in fields(SimConfig)
+                   if getattr(args, f.name, None) is not None})
+    return config

@@ -1,0 +1,350 @@
+"""Azure OpenAI authoring API (``2025-04-01-preview``): files, fine-tuning jobs, models.
+
+Paths are those of ``azureopenai.json`` under ``{endpoint}/openai``; bodies
+follow its definitions (``File``, ``FileList``, ``FineTuningJob``, ...).
+Optional fields without a value are left out rather than sent as null, as the
+definitions type them as non-nullable.
+"""
+from __future__ import annotations
+
+import ssl
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Optional
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .catalog import BASE_MODELS
+from .state import FileRec, JobRec, SimError
+from .web import handles_errors, int_param, page, read_json, sim_of
+
+__all__ = ["routes", "render_file", "render_job"]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_file(rec: FileRec, now: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"object": "file", "id": rec.id, "purpose": rec.purpose, "filename": rec.filename,
+                           "created_at": int(rec.created_at), "status": rec.status(now)}
+    if rec.bytes is not None:
+        out["bytes"] = rec.bytes
+    if out["status"] == "error" and rec.status_details:
+        out["status_details"] = rec.status_details
+    return out
+
+
+def _hyperparameters(job: JobRec) -> dict[str, Any]:
+    if job.hyperparameters:
+        return dict(job.hyperparameters)
+    out: dict[str, Any] = {}
+    for key in ("n_epochs", "batch_size", "learning_rate_multiplier"):
+        value = job.requested_hp.get(key)
+        if value not in (None, "auto"):
+            out[key] = value
+    out.setdefault("n_epochs", -1)  # Azure's "chosen by the service, not yet known"
+    return out
+
+
+def render_job(job: JobRec, now: float) -> dict[str, Any]:
+    hp = _hyperparameters(job)
+    mtype = job.method.get("type", "supervised")
+    out: dict[str, Any] = {
+        "object": "fine_tuning.job", "id": job.id, "created_at": int(job.created_at), "status": job.status,
+        "model": job.model, "training_file": job.training_file, "hyperparameters": hp,
+        "seed": job.seed, "method": {"type": mtype, mtype: {"hyperparameters": hp}},
+        "result_files": list(job.result_files),
+    }
+    if job.validation_file:
+        out["validation_file"] = job.validation_file
+    if job.suffix:
+        out["suffix"] = job.suffix
+    if job.integrations:
+        out["integrations"] = job.integrations
+    if job.fine_tuned_model:
+        out["fine_tuned_model"] = job.fine_tuned_model
+    if job.finished_at is not None:
+        out["finished_at"] = int(job.finished_at)
+    if job.trained_tokens is not None:
+        out["trained_tokens"] = job.trained_tokens
+    if job.error:
+        out["error"] = dict(job.error)
+    if job.status == "running" and job.segment_start is not None:
+        out["estimated_finish"] = int(job.run_end())
+    return out
+
+
+def _render_event(event: dict) -> dict[str, Any]:
+    out = {"object": "fine_tuning.job.event", "id": event["id"], "created_at": int(event["t"]),
+           "level": event["level"], "message": event["message"], "type": event["type"]}
+    if "data" in event:
+        out["data"] = event["data"]
+    return out
+
+
+def _render_checkpoint(ckpt: dict) -> dict[str, Any]:
+    return {"object": "fine_tuning.job.checkpoint", "id": ckpt["id"], "created_at": int(ckpt["t"]),
+            "fine_tuned_model_checkpoint": ckpt["fine_tuned_model_checkpoint"],
+            "step_number": ckpt["step_number"], "metrics": ckpt["metrics"],
+            "fine_tuning_job_id": ckpt["fine_tuning_job_id"]}
+
+
+def _render_base_model(info) -> dict[str, Any]:
+    deprecation = {"inference": info.created_at + 3 * 365 * 86400}
+    if info.fine_tune:
+        deprecation["fine_tune"] = info.created_at + 2 * 365 * 86400
+    return {"object": "model", "id": info.name, "created_at": info.created_at, "status": "succeeded",
+            "capabilities": {"fine_tune": info.fine_tune, "inference": True,
+                             "completion": info.kind == "completion", "chat_completion": info.kind == "chat",
+                             "embeddings": False},
+            "lifecycle_status": info.lifecycle_status, "deprecation": deprecation}
+
+
+def _render_ft_model(job: JobRec) -> dict[str, Any]:
+    base = BASE_MODELS[job.base_model]
+    finished = int(job.finished_at or job.created_at)
+    return {"object": "model", "id": job.fine_tuned_model, "created_at": finished, "status": "succeeded",
+            "model": job.base_model, "fine_tune": job.id,
+            "capabilities": {"fine_tune": True, "inference": True, "completion": base.kind == "completion",
+                             "chat_completion": base.kind == "chat", "embeddings": False},
+            "lifecycle_status": "generally-available",
+            "deprecation": {"inference": finished + 365 * 86400}}
+
+
+def _created(request: Request, body: dict, path: str) -> JSONResponse:
+    location = str(request.base_url).rstrip("/") + path
+    return JSONResponse(body, status_code=201, headers={"Location": location})
+
+
+# --------------------------------------------------------------------------- files
+
+
+@handles_errors
+async def list_files(request: Request) -> Response:
+    sim = sim_of(request)
+    purpose = request.query_params.get("purpose")
+    limit = int_param(request, "limit", 10000, 1, 10000)
+    order = request.query_params.get("order", "desc")
+    with sim.store.lock:
+        now = sim.store.now()
+        files = [f for f in sim.store.files.values() if purpose is None or f.purpose == purpose]
+        files.sort(key=lambda f: f.created_at, reverse=order != "asc")
+        chosen, has_more = page(files, lambda f: f.id, request.query_params.get("after"), limit)
+        data = [render_file(f, now) for f in chosen]
+    return JSONResponse({"object": "list", "data": data, "has_more": has_more})
+
+
+@handles_errors
+async def upload_file(request: Request) -> Response:
+    sim = sim_of(request)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise SimError(400, "invalidPayload", "Uploads must be multipart/form-data with 'purpose' and 'file'.")
+    async with request.form(max_files=2, max_fields=20) as form:
+        upload = form.get("file")
+        purpose = form.get("purpose")
+        if not isinstance(upload, UploadFile):
+            raise SimError(400, "invalidPayload", "The form field 'file' is required.", target="file")
+        size = upload.size if upload.size is not None else 0
+        data: Optional[bytes] = None
+        if size <= sim.config.max_file_bytes:
+            data = await upload.read()
+            size = len(data)
+        fault = sim.faults.take({"file_error"}, request.method, request.url.path)
+        rec = sim.store.add_upload(upload.filename or "", purpose, data, size,
+                                   fault.params if fault else None)
+    return _created(request, render_file(rec, sim.store.now()), f"/openai/files/{rec.id}")
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _fetch_import(sim, file_id: str, url: str) -> None:
+    limit = sim.config.max_file_bytes
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+    data: Optional[bytes] = None
+    size = 0
+    error: Optional[str] = None
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "aoai-simulator-import/1"})
+        with opener.open(req, timeout=sim.config.import_timeout_seconds) as resp:
+            declared = resp.headers.get("Content-Length")
+            chunk = resp.read(limit + 1)
+            if len(chunk) > limit:
+                size = int(declared) if declared and declared.isdigit() else len(chunk)
+            else:
+                data, size = chunk, len(chunk)
+    except urllib.error.HTTPError as exc:
+        error = f"GET {_redact(url)} answered HTTP {exc.code} {exc.reason}."
+    except Exception as exc:  # connection refused, timeout, DNS, TLS
+        error = f"GET {_redact(url)} failed: {exc}."
+    sim.store.finish_import(file_id, data, size, error)
+    sim.persist()
+
+
+@handles_errors
+async def import_file(request: Request) -> Response:
+    sim = sim_of(request)
+    body = await read_json(request)
+    fault = sim.faults.take({"file_error"}, request.method, request.url.path)
+    rec = sim.store.begin_import(body, fault.params if fault else None)
+    threading.Thread(target=_fetch_import, args=(sim, rec.id, rec.content_url), daemon=True,
+                     name=f"import-{rec.id}").start()
+    return _created(request, render_file(rec, sim.store.now()), f"/openai/files/{rec.id}")
+
+
+@handles_errors
+async def get_file(request: Request) -> Response:
+    sim = sim_of(request)
+    with sim.store.lock:
+        rec = sim.store.get_file(request.path_params["file_id"])
+        return JSONResponse(render_file(rec, sim.store.now()))
+
+
+@handles_errors
+async def delete_file(request: Request) -> Response:
+    sim = sim_of(request)
+    file_id = request.path_params["file_id"]
+    sim.store.delete_file(file_id)
+    return JSONResponse({"object": "file", "deleted": True, "id": file_id})
+
+
+@handles_errors
+async def file_content(request: Request) -> Response:
+    sim = sim_of(request)
+    with sim.store.lock:
+        data = sim.store.file_content(request.path_params["file_id"])
+    return Response(data, media_type="application/octet-stream")
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@handles_errors
+async def create_job(request: Request) -> Response:
+    sim = sim_of(request)
+    body = await read_json(request)
+    with sim.store.lock:
+        fault = sim.faults.take({"job_failure"}, request.method, request.url.path)
+        job = sim.store.create_job(body, fault.params if fault else None)
+        out = render_job(job, sim.store.now())
+    return _created(request, out, f"/openai/fine_tuning/jobs/{job.id}")
+
+
+@handles_errors
+async def list_jobs(request: Request) -> Response:
+    sim = sim_of(request)
+    limit = int_param(request, "limit", 20, 1, 100)
+    with sim.store.lock:
+        now = sim.store.now()
+        jobs = sorted(sim.store.jobs.values(), key=lambda j: (j.created_at, j.seq), reverse=True)
+        chosen, has_more = page(jobs, lambda j: j.id, request.query_params.get("after"), limit)
+        data = [render_job(j, now) for j in chosen]
+    return JSONResponse({"object": "list", "data": data, "has_more": has_more})
+
+
+@handles_errors
+async def get_job(request: Request) -> Response:
+    sim = sim_of(request)
+    with sim.store.lock:
+        job = sim.store.get_job(request.path_params["job_id"])
+        return JSONResponse(render_job(job, sim.store.now()))
+
+
+@handles_errors
+async def delete_job(request: Request) -> Response:
+    sim_of(request).store.delete_job(request.path_params["job_id"])
+    return Response(status_code=204)
+
+
+def _job_action(action: str):
+    @handles_errors
+    async def handler(request: Request) -> Response:
+        sim = sim_of(request)
+        with sim.store.lock:
+            job = getattr(sim.store, f"{action}_job")(request.path_params["job_id"])
+            return JSONResponse(render_job(job, sim.store.now()))
+
+    handler.__name__ = f"{action}_job"
+    return handler
+
+
+@handles_errors
+async def job_events(request: Request) -> Response:
+    sim = sim_of(request)
+    limit = int_param(request, "limit", 20, 1, 1000)
+    with sim.store.lock:
+        job = sim.store.get_job(request.path_params["job_id"])
+        events = sorted(job.events, key=lambda e: (e["t"], e["n"]), reverse=True)  # newest first
+        chosen, has_more = page(events, lambda e: e["id"], request.query_params.get("after"), limit)
+        data = [_render_event(e) for e in chosen]
+    return JSONResponse({"object": "list", "data": data, "has_more": has_more})
+
+
+@handles_errors
+async def job_checkpoints(request: Request) -> Response:
+    sim = sim_of(request)
+    limit = int_param(request, "limit", 10, 1, 100)
+    with sim.store.lock:
+        job = sim.store.get_job(request.path_params["job_id"])
+        ckpts = sorted(job.checkpoints, key=lambda c: c["step_number"], reverse=True)  # newest first
+        chosen, has_more = page(ckpts, lambda c: c["id"], request.query_params.get("after"), limit)
+        data = [_render_checkpoint(c) for c in chosen]
+    return JSONResponse({"object": "list", "data": data, "has_more": has_more})
+
+
+# --------------------------------------------------------------------------- models
+
+
+@handles_errors
+async def list_models(request: Request) -> Response:
+    sim = sim_of(request)
+    with sim.store.lock:
+        data = [_render_base_model(info) for info in BASE_MODELS.values()]
+        data += [_render_ft_model(j) for j in sim.store.jobs.values() if j.status == "succeeded"]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@handles_errors
+async def get_model(request: Request) -> Response:
+    sim = sim_of(request)
+    model_id = request.path_params["model_id"]
+    with sim.store.lock:
+        resolved = sim.store.resolve_model(model_id)
+        if resolved is None or resolved[0] == "checkpoint":
+            raise SimError(404, "notFound", f"The model '{model_id}' does not exist.")
+        origin, info, job = resolved
+        if origin == "fine_tuned":
+            return JSONResponse(_render_ft_model(job))
+        body = _render_base_model(info)
+        body["id"] = model_id
+        return JSONResponse(body)
+
+
+routes = [
+    Route("/openai/files", list_files, methods=["GET"]),
+    Route("/openai/files", upload_file, methods=["POST"]),
+    Route("/openai/files/import", import_file, methods=["POST"]),
+    Route("/openai/files/{file_id}", get_file, methods=["GET"]),
+    Route("/openai/files/{file_id}", delete_file, methods=["DELETE"]),
+    Route("/openai/files/{file_id}/content", file_content, methods=["GET"]),
+    Route("/openai/fine_tuning/jobs", list_jobs, methods=["GET"]),
+    Route("/openai/fine_tuning/jobs", create_job, methods=["POST"]),
+    Route("/openai/fine_tuning/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/openai/fine_tuning/jobs/{job_id}", delete_job, methods=["DELETE"]),
+    Route("/openai/fine_tuning/jobs/{job_id}/cancel", _job_action("cancel"), methods=["POST"]),
+    Route("/openai/fine_tuning/jobs/{job_id}/pause", _job_action("pause"), methods=["POST"]),
+    Route("/openai/fine_tuning/jobs/{job_id}/resume", _job_action("resume"), methods=["POST"]),
+    Route("/openai/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
+    Route("/openai/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
+    Route("/openai/models", list_models, methods=["GET"]),
+    Route("/openai/models/{model_id}", get_model, methods=["GET"]),
+]

@@ -1,0 +1,233 @@
+"""Run the simulator as a subprocess and drive its admin API.
+
+    from devstack.simulator import SimulatorProcess
+
+    with SimulatorProcess(certs_dir=Path(".devstack/certs"), config={"job_running_seconds": 1}) as sim:
+        sim.url, sim.ca_path          # https://127.0.0.1:<port>, .../ca.pem
+        sim.admin.advance(16 * 86400)
+        sim.admin.inject_fault("throttle", path_regex="^/openai/files$", count=2, retry_after=1)
+        sim.admin.requests(path_regex="/fine_tuning/jobs$")
+
+Standard library only (no HTTP client dependency), so any part of the stack can use it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+__all__ = ["SimulatorProcess", "AdminClient", "AdminError"]
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class AdminError(RuntimeError):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"admin API answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class AdminClient:
+    """A thin client of ``/_admin/``; every method returns the decoded JSON answer."""
+
+    def __init__(self, url: str, ca_path: os.PathLike | str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._context = ssl.create_default_context(cafile=str(ca_path))
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                   urllib.request.HTTPSHandler(context=self._context))
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None, query: Optional[Mapping[str, Any]] = None) -> Any:
+        url = f"{self.url}/_admin{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise AdminError(exc.code, exc.read().decode("utf-8", "replace")) from None
+        return json.loads(raw) if raw else None
+
+    # clock
+    def now(self) -> float:
+        """The simulated time, in Unix seconds."""
+        return self._call("GET", "/clock")["now"]
+
+    def clock(self) -> dict:
+        return self._call("GET", "/clock")
+
+    def advance(self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0) -> float:
+        """Move the simulated clock forward; returns the new simulated time."""
+        return self._call("POST", "/clock/advance",
+                          {"seconds": seconds, "minutes": minutes, "hours": hours, "days": days})["now"]
+
+    def set_time(self, now: float) -> float:
+        return self._call("POST", "/clock/set", {"now": now})["now"]
+
+    # config
+    def config(self) -> dict:
+        return self._call("GET", "/config")
+
+    def configure(self, **values: Any) -> dict:
+        """Change behaviour (see ``SimConfig``), e.g. ``configure(job_running_seconds=1, lro_retry_after=0)``."""
+        return self._call("POST", "/config", values)
+
+    # faults
+    def inject_fault(self, kind: str, *, count: int = 1, method: Optional[str] = None,
+                     path_regex: Optional[str] = None, **params: Any) -> dict:
+        """Kinds: ``throttle`` (429, ``retry_after``=1), ``server_error`` (500), ``unavailable`` (503),
+        ``delay`` (``seconds``=30, then normal handling), ``job_failure`` (``code``, ``message``),
+        ``file_error`` (``message``), ``deployment_failure`` (InsufficientQuota; ``code``, ``message``)."""
+        spec: dict[str, Any] = {"kind": kind, "count": count, **params}
+        if method is not None:
+            spec["method"] = method
+        if path_regex is not None:
+            spec["path_regex"] = path_regex
+        return self._call("POST", "/faults", spec)
+
+    def faults(self) -> list[dict]:
+        return self._call("GET", "/faults")["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def remove_fault(self, fault_id: str) -> None:
+        self._call("DELETE", f"/faults/{fault_id}")
+
+    # request log
+    def requests(self, since: Optional[int] = None, path_regex: Optional[str] = None,
+                 method: Optional[str] = None) -> list[dict]:
+        """Requests received (admin calls excluded), oldest first: ``seq, method, path, query, status,
+        time`` (simulated), ``real_time, duration_ms, fault``. ``since`` is a ``seq`` (exclusive)."""
+        return self._call("GET", "/requests", query={"since": since, "path_regex": path_regex,
+                                                     "method": method})["requests"]
+
+    def last_seq(self) -> int:
+        """The ``seq`` of the latest logged request, to pass as ``since`` later."""
+        return self._call("GET", "/requests", query={"path_regex": "^$"})["last_seq"]
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "/requests")
+
+    # state
+    def state(self) -> dict:
+        return self._call("GET", "/state")
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def health(self) -> bool:
+        return bool(self._call("GET", "/health").get("ok"))
+
+
+class SimulatorProcess:
+    """The simulator in a child process. ``start()`` returns once it listens."""
+
+    def __init__(self, *, certs_dir: os.PathLike | str = ".devstack/certs", host: str = "127.0.0.1",
+                 port: int = 0, state_file: Optional[os.PathLike | str] = None,
+                 config: Optional[Mapping[str, Any]] = None, log_file: Optional[os.PathLike | str] = None,
+                 startup_timeout: float = 30.0, python: str = sys.executable) -> None:
+        self.certs_dir = Path(certs_dir)
+        self.host = host
+        self.port = port
+        self.state_file = Path(state_file) if state_file else None
+        self.config = dict(config or {})
+        self.startup_timeout = startup_timeout
+        self.python = python
+        self._workdir = Path(tempfile.mkdtemp(prefix="aoai-sim-"))
+        self.ready_file = self._workdir / "ready.json"
+        self.log_file = Path(log_file) if log_file else self._workdir / "simulator.log"
+        self._proc: Optional[subprocess.Popen] = None
+        self._log_handle = None
+        self.url: str = ""
+        self.ca_path: Path = Path()
+        self._admin: Optional[AdminClient] = None
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "devstack.simulator", "--host", self.host, "--port", str(self.port),
+               "--certs-dir", str(self.certs_dir), "--ready-file", str(self.ready_file)]
+        if self.state_file:
+            cmd += ["--state-file", str(self.state_file)]
+        for key, value in self.config.items():
+            flag = "--" + key.replace("_", "-")
+            cmd += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+        return cmd
+
+    def start(self) -> "SimulatorProcess":
+        if self._proc is not None:
+            raise RuntimeError("already started")
+        self.ready_file.unlink(missing_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+        self._log_handle = open(self.log_file, "ab")
+        self._proc = subprocess.Popen(self.command(), cwd=str(_REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+                                      stdout=self._log_handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            if self.ready_file.is_file():
+                try:
+                    ready = json.loads(self.ready_file.read_text())
+                    break
+                except ValueError:
+                    pass
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the simulator exited with {self._proc.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"the simulator did not become ready in {self.startup_timeout}s:\n"
+                                   f"{self.log_tail()}")
+            time.sleep(0.05)
+        self.url = ready["url"]
+        self.ca_path = Path(ready["ca"])
+        self._admin = AdminClient(self.url, self.ca_path)
+        return self
+
+    @property
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            raise RuntimeError("the simulator is not started")
+        return self._admin
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._proc.pid if self._proc else None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+        self._admin = None
+
+    def __enter__(self) -> "SimulatorProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,993 @@
+"""The simulated resource: files, fine-tuning jobs, deployments, inference log.
+
+All mutation goes through :class:`Store`, guarded by one re-entrant lock.
+Nothing runs in the background: :meth:`Store.tick` replays, in time order,
+every transition that is due at the simulated ``now`` (queued job starts,
+training steps, job ends, provisioning, deletions, the idle rule). The HTTP
+layer calls it on every request and the admin API on every clock move.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from . import training
+from .catalog import DEPLOYMENT_SKUS, TRAINING_TYPES, BaseModelInfo, lookup_base
+from .clock import SimClock
+from .config import SimConfig
+from .validation import check_fine_tune_file
+
+__all__ = ["SimError", "Store", "FileRec", "JobRec", "DeploymentRec", "OperationRec"]
+
+TERMINAL_JOB_STATES = {"succeeded", "failed", "cancelled"}
+ACTIVE_FILE_PURPOSES = {"fine-tune"}
+FILE_PURPOSES = {"fine-tune", "fine-tune-results", "assistants", "assistants_output", "batch",
+                 "batch_output", "evals", "evals_output"}
+SUFFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+DEPLOYMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
+FT_MODEL_RE = re.compile(r"^(?P<base>.+?)\.ft-(?P<hex>[0-9a-f]{32})(?:-(?P<suffix>[A-Za-z0-9_-]+))?$")
+
+
+class SimError(Exception):
+    """A refusal; the HTTP layer renders it in its surface's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, target: Optional[str] = None,
+                 headers: Optional[dict[str, str]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.target = target
+        self.headers = headers or {}
+
+
+def _hex() -> str:
+    return uuid.uuid4().hex
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class FileRec:
+    id: str
+    filename: str
+    purpose: str
+    created_at: float
+    source: str  # upload | import | result
+    bytes: Optional[int] = None
+    ready_at: Optional[float] = None  # None while an import is still downloading
+    outcome: str = "processed"  # status once ready: processed | error
+    status_details: Optional[str] = None
+    format: Optional[str] = None
+    examples: int = 0
+    tokens: int = 0
+    content_url: Optional[str] = None
+
+    def status(self, now: float) -> str:
+        if self.ready_at is None or now < self.ready_at:
+            return "pending"
+        return self.outcome
+
+
+@dataclass
+class JobRec:
+    id: str
+    seq: int
+    created_at: float
+    model: str
+    base_model: str
+    training_file: str
+    validation_file: Optional[str]
+    requested_hp: dict
+    seed: int
+    method: dict
+    suffix: Optional[str] = None
+    integrations: Optional[list] = None
+    training_type: Optional[str] = None
+    status: str = "pending"
+    ready_at: float = 0.0
+    run_duration: float = 0.0
+    progress: float = 0.0
+    segment_start: Optional[float] = None
+    finished_at: Optional[float] = None
+    hyperparameters: Optional[dict] = None
+    fine_tuned_model: Optional[str] = None
+    result_files: list = field(default_factory=list)
+    trained_tokens: Optional[int] = None
+    error: Optional[dict] = None
+    fail_with: Optional[dict] = None
+    examples: int = 0
+    tokens: int = 0
+    with_validation: bool = False
+    per_epoch: int = 0
+    total_steps: int = 0
+    steps_done: int = 0
+    events: list = field(default_factory=list)
+    checkpoints: list = field(default_factory=list)
+    counter: int = 0
+
+    @property
+    def hex(self) -> str:
+        return self.id.split("-", 1)[1]
+
+    def run_end(self) -> float:
+        assert self.segment_start is not None
+        return self.segment_start + max(0.0, self.run_duration - self.progress)
+
+
+@dataclass
+class DeploymentRec:
+    subscription: str
+    resource_group: str
+    account: str
+    name: str
+    sku: dict
+    model: dict
+    created_at: float
+    modified_at: float
+    state: str  # Creating | Accepted | Succeeded | Failed | Deleting
+    ready_at: float
+    outcome: str
+    etag: str
+    operation_id: str
+    fine_tuned: bool
+    kind: str  # chat | completion
+    extra_properties: dict = field(default_factory=dict)
+    tags: Optional[dict] = None
+    error: Optional[dict] = None
+    serving_since: Optional[float] = None
+    delete_at: Optional[float] = None
+    last_activity: Optional[float] = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return deployment_key(self.subscription, self.resource_group, self.account, self.name)
+
+    @property
+    def account_key(self) -> str:
+        return account_key(self.subscription, self.resource_group, self.account)
+
+    @property
+    def sku_name(self) -> str:
+        return DEPLOYMENT_SKUS.get(str(self.sku.get("name", "")).lower(), str(self.sku.get("name")))
+
+
+@dataclass
+class OperationRec:
+    id: str
+    subscription: str
+    location: str
+    kind: str  # create | update | delete
+    deployment: list
+    started_at: float
+    done_at: float
+    outcome: str = "Succeeded"
+    error: Optional[dict] = None
+
+    def status(self, now: float) -> str:
+        return "InProgress" if now < self.done_at else self.outcome
+
+
+def deployment_key(sub: str, rg: str, account: str, name: str) -> tuple[str, str, str, str]:
+    return (sub.lower(), rg.lower(), account.lower(), name.lower())
+
+
+def account_key(sub: str, rg: str, account: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}".lower()
+
+
+# --------------------------------------------------------------------------- blobs
+
+
+class BlobStore:
+    """File contents: in memory, or in a directory next to the state file."""
+
+    def __init__(self, directory: Optional[Path] = None) -> None:
+        self.directory = directory
+        self._mem: dict[str, bytes] = {}
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.directory is None:
+            self._mem[key] = data
+            return
+        tmp = self.directory / f".{key}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.directory / key)
+
+    def get(self, key: str) -> Optional[bytes]:
+        if self.directory is None:
+            return self._mem.get(key)
+        path = self.directory / key
+        return path.read_bytes() if path.is_file() else None
+
+    def delete(self, key: str) -> None:
+        self._mem.pop(key, None)
+        if self.directory is not None:
+            (self.directory / key).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        self._mem.clear()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    def __init__(self, config: SimConfig, clock: SimClock, state_file: Optional[Path] = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.state_file = Path(state_file) if state_file else None
+        blob_dir = self.state_file.with_name(self.state_file.name + ".blobs") if self.state_file else None
+        self.blobs = BlobStore(blob_dir)
+        self._clear()
+        if self.state_file and self.state_file.is_file():
+            self._load()
+
+    def _clear(self) -> None:
+        self.files: dict[str, FileRec] = {}
+        self.jobs: dict[str, JobRec] = {}
+        self.deployments: dict[tuple, DeploymentRec] = {}
+        self.operations: dict[str, OperationRec] = {}
+        self.removed: list[dict] = []
+        self.inference: list[list] = []  # [time, account_key, deployment name, operation, status]
+        self.jobs_cursor = 0.0
+        self.seq = 0
+        self.dirty = True
+
+    def reset(self) -> None:
+        with self.lock:
+            self._clear()
+            self.blobs.clear()
+            self.save()
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self) -> None:
+        if not self.state_file:
+            self.dirty = False
+            return
+        with self.lock:
+            doc = {
+                "version": 1,
+                "clock_offset": self.clock.offset,
+                "jobs_cursor": self.jobs_cursor,
+                "seq": self.seq,
+                "files": [asdict(f) for f in self.files.values()],
+                "jobs": [asdict(j) for j in self.jobs.values()],
+                "deployments": [asdict(d) for d in self.deployments.values()],
+                "operations": [asdict(o) for o in self.operations.values()],
+                "removed": self.removed,
+                "inference": self.inference,
+            }
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_file.with_name(f".{self.state_file.name}.tmp")
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, self.state_file)
+            self.dirty = False
+
+    def _load(self) -> None:
+        assert self.state_file is not None
+        doc = json.loads(self.state_file.read_text())
+
+        def build(cls, raw: dict):
+            names = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in raw.items() if k in names})
+
+        self.clock.reset(max(self.clock.offset, float(doc.get("clock_offset", 0.0))))
+        self.jobs_cursor = float(doc.get("jobs_cursor", 0.0))
+        self.seq = int(doc.get("seq", 0))
+        for raw in doc.get("files", []):
+            rec = build(FileRec, raw)
+            if rec.ready_at is None:  # an import cut short by the restart
+                rec.ready_at = self.now()
+                rec.outcome = "error"
+                rec.status_details = "fileImportFailed: the import was interrupted by a restart of the service."
+            self.files[rec.id] = rec
+        for raw in doc.get("jobs", []):
+            rec = build(JobRec, raw)
+            self.jobs[rec.id] = rec
+        for raw in doc.get("deployments", []):
+            rec = build(DeploymentRec, raw)
+            self.deployments[rec.key] = rec
+        for raw in doc.get("operations", []):
+            rec = build(OperationRec, raw)
+            self.operations[rec.id] = rec
+        self.removed = list(doc.get("removed", []))
+        self.inference = [list(x) for x in doc.get("inference", [])]
+        self.dirty = False
+
+    # ------------------------------------------------------------------ tick
+
+    def tick(self, now: Optional[float] = None) -> None:
+        """Apply every transition due at ``now``."""
+        with self.lock:
+            now = self.now() if now is None else now
+            self._advance_jobs(now)
+            self._advance_deployments(now)
+
+    # ------------------------------------------------------------------ files
+
+    def _file_quota(self, extra_bytes: int) -> None:
+        active = [f for f in self.files.values() if f.purpose in ACTIVE_FILE_PURPOSES]
+        if len(active) >= self.config.max_files:
+            raise SimError(400, "quotaExceeded",
+                           f"The resource already has {len(active)} files; the maximum is {self.config.max_files}.")
+        used = sum(f.bytes or 0 for f in active)
+        if used + extra_bytes > self.config.max_total_file_bytes:
+            raise SimError(400, "quotaExceeded",
+                           f"Uploading {extra_bytes} bytes would exceed the {self.config.max_total_file_bytes} "
+                           "bytes allowed for files on this resource.")
+
+    @staticmethod
+    def _check_purpose(purpose: Any) -> str:
+        if not isinstance(purpose, str) or purpose not in FILE_PURPOSES:
+            raise SimError(400, "invalidPayload", f"Invalid purpose {purpose!r}.", target="purpose")
+        if purpose in ("fine-tune-results", "assistants_output", "batch_output", "evals_output"):
+            raise SimError(400, "invalidPayload", f"Files of purpose {purpose!r} are created by the service.",
+                           target="purpose")
+        return purpose
+
+    def _process(self, rec: FileRec, data: Optional[bytes], size: int, fault: Optional[dict]) -> None:
+        """Decide a file's outcome now; it becomes visible after the processing delay."""
+        rec.bytes = size
+        if data is None:
+            rec.outcome = "error"
+            rec.status_details = (f"The file is {size} bytes; the maximum file size is "
+                                  f"{self.config.max_file_bytes} bytes.")
+        elif rec.purpose == "fine-tune":
+            check = check_fine_tune_file(data, max_bytes=self.config.max_file_bytes,
+                                         min_examples=self.config.min_training_examples)
+            rec.outcome = "processed" if check.ok else "error"
+            rec.status_details = check.details
+            rec.format, rec.examples, rec.tokens = check.format, check.examples, check.tokens
+        if fault is not None:
+            rec.outcome = "error"
+            rec.status_details = fault.get("message") or "jsonlValidationFailed: the file could not be processed."
+        rec.ready_at = self.now() + self.config.file_processing_seconds
+
+    def add_upload(self, filename: str, purpose: Any, data: Optional[bytes], size: int,
+                   fault: Optional[dict] = None) -> FileRec:
+        """``data`` is None when the upload was too large to keep."""
+        with self.lock:
+            purpose = self._check_purpose(purpose)
+            if not filename:
+                raise SimError(400, "invalidPayload", "The file needs a filename.", target="file")
+            if purpose in ACTIVE_FILE_PURPOSES:
+                self._file_quota(size)
+            rec = FileRec(id=f"file-{_hex()}", filename=filename, purpose=purpose, created_at=self.now(),
+                          source="upload")
+            if data is not None:
+                self.blobs.put(rec.id, data)
+            self._process(rec, data, size, fault)
+            self.files[rec.id] = rec
+            self.dirty = True
+            return rec
+
+    def begin_import(self, body: Any, fault: Optional[dict] = None) -> FileRec:
+        with self.lock:
+            if not isinstance(body, dict):
+                raise SimError(400, "invalidPayload", "The body must be a JSON object.")
+            purpose = self._check_purpose(body.get("purpose"))
+            filename = body.get("filename")
+            url = body.get("content_url")
+            if not isinstance(filename, str) or not filename:
+                raise SimError(400, "invalidPayload", "'filename' is required.", target="filename")
+            if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
+                raise SimError(400, "invalidPayload", "'content_url' must be an http(s) URL.", target="content_url")
+            if purpose in ACTIVE_FILE_PURPOSES:
+                self._file_quota(0)
+            rec = FileRec(id=f"file-{_hex()}", filename=filename, purpose=purpose, created_at=self.now(),
+                          source="import", content_url=url)
+            rec.fail_fault = fault  # type: ignore[attr-defined]  # consumed by finish_import, not persisted
+            self.files[rec.id] = rec
+            self.dirty = True
+            return rec
+
+    def finish_import(self, file_id: str, data: Optional[bytes], size: int, error: Optional[str]) -> None:
+        with self.lock:
+            rec = self.files.get(file_id)
+            if rec is None:
+                return  # deleted meanwhile
+            fault = getattr(rec, "fail_fault", None)
+            if error is not None:
+                rec.outcome = "error"
+                rec.status_details = f"fileImportFailed: {error}"
+                rec.ready_at = self.now() + self.config.file_processing_seconds
+            else:
+                if data is not None:
+                    self.blobs.put(rec.id, data)
+                self._process(rec, data, size, fault)
+            self.dirty = True
+
+    def get_file(self, file_id: str) -> FileRec:
+        rec = self.files.get(file_id)
+        if rec is None:
+            raise SimError(404, "notFound", f"File with id '{file_id}' not found.")
+        return rec
+
+    def delete_file(self, file_id: str) -> None:
+        with self.lock:
+            self.get_file(file_id)
+            del self.files[file_id]
+            self.blobs.delete(file_id)
+            self.dirty = True
+
+    def file_content(self, file_id: str) -> bytes:
+        self.get_file(file_id)
+        data = self.blobs.get(file_id)
+        if data is None:
+            raise SimError(404, "notFound", f"The content of file '{file_id}' is not available.")
+        return data
+
+    # ------------------------------------------------------------------ models
+
+    def resolve_model(self, name: str) -> Optional[tuple[str, BaseModelInfo, Optional[JobRec]]]:
+        """('base', info, None) | ('fine_tuned', root info, job) | ('checkpoint', root info, job) | None."""
+        base = lookup_base(name)
+        if base is not None:
+            return ("base", base, None)
+        for job in self.jobs.values():
+            if job.status == "succeeded" and job.fine_tuned_model == name:
+                return ("fine_tuned", lookup_base(job.base_model), job)  # type: ignore[return-value]
+        for job in self.jobs.values():
+            if job.status == "succeeded" and any(c["fine_tuned_model_checkpoint"] == name for c in job.checkpoints):
+                return ("checkpoint", lookup_base(job.base_model), job)  # type: ignore[return-value]
+        return None
+
+    # ------------------------------------------------------------------ jobs
+
+    def _job_file(self, file_id: Any, param: str, now: float) -> FileRec:
+        if not isinstance(file_id, str) or not file_id:
+            raise SimError(400, "invalidPayload", f"'{param}' is required.", target=param)
+        rec = self.files.get(file_id)
+        if rec is None:
+            raise SimError(400, "invalidPayload", f"The {param.replace('_', ' ')} '{file_id}' does not exist.",
+                           target=param)
+        if rec.purpose != "fine-tune":
+            raise SimError(400, "invalidPayload", f"The file '{file_id}' does not have purpose 'fine-tune'.",
+                           target=param)
+        status = rec.status(now)
+        if status != "processed":
+            raise SimError(400, "invalidPayload",
+                           f"The {param.replace('_', ' ')} '{file_id}' is not ready (status '{status}'); "
+                           "a file must be 'processed' before a job can use it.", target=param)
+        return rec
+
+    @staticmethod
+    def _hp_value(hp: dict, key: str, low: float, high: float, integer: bool, target: str) -> None:
+        if key not in hp or hp[key] in (None, "auto"):
+            return
+        value = hp[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and integer:
+            ok = float(value).is_integer()
+        if not ok or not (low <= value <= high):
+            raise SimError(400, "invalidPayload", f"{target}.{key} must be 'auto' or a number between {low} and "
+                                                  f"{high}, got {value!r}.", target=f"{target}.{key}")
+
+    def create_job(self, body: Any, fault: Optional[dict] = None) -> JobRec:
+        with self.lock:
+            now = self.now()
+            self._advance_jobs(now)
+            if not isinstance(body, dict):
+                raise SimError(400, "invalidPayload", "The body must be a JSON object.")
+            model = body.get("model")
+            if not isinstance(model, str) or not model:
+                raise SimError(400, "invalidPayload", "'model' is required.", target="model")
+            resolved = self.resolve_model(model)
+            if resolved is None or resolved[0] == "checkpoint" or not resolved[1].fine_tune:
+                raise SimError(400, "invalidPayload", "The specified base model does not support fine-tuning.",
+                               target="model")
+            _, base, _ = resolved
+            raw_tt = body.get("trainingType", body.get("training_type"))
+            training_type = None
+            if raw_tt is not None:
+                training_type = TRAINING_TYPES.get(str(raw_tt).lower())
+                if training_type is None:
+                    raise SimError(400, "invalidPayload",
+                                   f"Invalid trainingType {raw_tt!r}; expected one of "
+                                   f"{', '.join(TRAINING_TYPES.values())}.", target="trainingType")
+            elif base.needs_training_type and self.config.enforce_training_type:
+                raise SimError(400, "invalidPayload", "The specified base model does not support fine-tuning.",
+                               target="model")
+            training = self._job_file(body.get("training_file"), "training_file", now)
+            validation = None
+            if body.get("validation_file") is not None:
+                validation = self._job_file(body.get("validation_file"), "validation_file", now)
+            suffix = body.get("suffix")
+            if suffix is not None and (not isinstance(suffix, str) or not SUFFIX_RE.match(suffix)):
+                raise SimError(400, "invalidPayload",
+                               "suffix must be 1 to 40 characters of a-z, A-Z, 0-9, '-' and '_'.", target="suffix")
+            seed = body.get("seed")
+            if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
+                raise SimError(400, "invalidPayload", "seed must be an integer between 0 and 2147483647.",
+                               target="seed")
+            method = body.get("method") or {"type": "supervised"}
+            if not isinstance(method, dict) or method.get("type") not in ("supervised", "dpo", "reinforcement"):
+                raise SimError(400, "invalidPayload", "method.type must be 'supervised', 'dpo' or 'reinforcement'.",
+                               target="method.type")
+            mtype = method["type"]
+            if mtype not in base.methods:
+                raise SimError(400, "invalidPayload",
+                               f"The base model '{model}' does not support the fine-tuning method '{mtype}'.",
+                               target="method.type")
+            if mtype == "reinforcement" and validation is None:
+                raise SimError(400, "invalidPayload", "Reinforcement fine-tuning requires a validation file.",
+                               target="validation_file")
+            hp = body.get("hyperparameters")
+            if hp is not None and not isinstance(hp, dict):
+                raise SimError(400, "invalidPayload", "hyperparameters must be an object.", target="hyperparameters")
+            hp = dict(hp or {})
+            method_hp = (method.get(mtype) or {}).get("hyperparameters") if isinstance(method.get(mtype), dict) else None
+            if isinstance(method_hp, dict):
+                hp.update({k: v for k, v in method_hp.items() if k in ("n_epochs", "batch_size",
+                                                                      "learning_rate_multiplier")})
+            target = "hyperparameters"
+            self._hp_value(hp, "n_epochs", 1, 50, True, target)
+            self._hp_value(hp, "batch_size", 1, 256, True, target)
+            self._hp_value(hp, "learning_rate_multiplier", 1e-6, 10, False, target)
+            queued = sum(1 for j in self.jobs.values() if j.status in ("created", "pending"))
+            if queued >= self.config.max_queued_jobs:
+                raise SimError(400, "quotaExceeded",
+                               f"The resource already has {queued} queued jobs; the maximum is "
+                               f"{self.config.max_queued_jobs}.")
+            job_id = f"ftjob-{_hex()}"
+            job = JobRec(
+                id=job_id, seq=self._next_seq(), created_at=now, model=model, base_model=base.name,
+                training_file=training.id, validation_file=validation.id if validation else None,
+                requested_hp={k: hp[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier") if k in hp},
+                seed=seed if seed is not None else int(job_id[-8:], 16) % (2**31),
+                method={"type": mtype, **({mtype: method[mtype]} if isinstance(method.get(mtype), dict) else {})},
+                suffix=suffix, integrations=body.get("integrations"), training_type=training_type,
+                status="pending", ready_at=now + self.config.job_pending_seconds,
+                examples=training.examples, tokens=training.tokens, with_validation=validation is not None,
+            )
+            if fault is not None:
+                job.fail_with = {"code": fault.get("code") or "internal_error",
+                                 "message": fault.get("message") or "The job failed due to an internal error.",
+                                 "param": fault.get("param")}
+            self._event(job, now, "Job enqueued. Waiting for jobs ahead to complete.")
+            self.jobs[job_id] = job
+            self.dirty = True
+            self._advance_jobs(now)
+            return job
+
+    def get_job(self, job_id: str) -> JobRec:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise SimError(404, "notFound", f"Fine-tuning job '{job_id}' not found.")
+        return job
+
+    def _event(self, job: JobRec, t: float, message: str, level: str = "info", type_: str = "message",
+               data: Optional[dict] = None) -> None:
+        job.counter += 1
+        event = {"id": f"ftevent-{_hex()}", "t": t, "n": job.counter, "level": level, "message": message,
+                 "type": type_}
+        if data is not None:
+            event["data"] = data
+        job.events.append(event)
+
+    def _format_problem(self, job: JobRec) -> Optional[dict]:
+        """A mismatch between the files and the model/method, found at validation."""
+        base = lookup_base(job.base_model)
+        want = "preference" if job.method.get("type") == "dpo" else (
+            "completion" if base is not None and base.kind == "completion" else "chat")
+        for param in ("training_file", "validation_file"):
+            file_id = getattr(job, param)
+            if not file_id:
+                continue
+            rec = self.files.get(file_id)
+            if rec is None:
+                return {"code": f"invalid_{param}", "param": param,
+                        "message": f"The {param.replace('_', ' ')} '{file_id}' was deleted before validation."}
+            if rec.format and rec.format != want:
+                return {"code": f"invalid_{param}", "param": param,
+                        "message": f"The {param.replace('_', ' ')} holds {rec.format} examples, but "
+                                   f"{job.model} with method '{job.method.get('type')}' needs {want} examples."}
+        return None
+
+    def _start_job(self, job: JobRec, t: float) -> None:
+        if job.status == "pending":
+            problem = self._format_problem(job)
+            if problem is not None:
+                self._finish_failed(job, t, problem)
+                return
+            hp = training.resolve_hyperparameters(job.requested_hp, job.examples)
+            job.hyperparameters = hp
+            job.per_epoch, job.total_steps = training.plan_steps(job.examples, hp["n_epochs"], hp["batch_size"],
+                                                                 self.config.max_reported_steps)
+            job.run_duration = self.config.job_running_seconds
+            job.progress = 0.0
+            self._event(job, t, "Job started.")
+        else:
+            self._event(job, t, "Job resumed.")
+        job.status = "running"
+        job.segment_start = t
+
+    def _emit_steps(self, job: JobRec, upto: float) -> None:
+        if job.segment_start is None or job.total_steps == 0:
+            return
+        done_seconds = job.progress + max(0.0, upto - job.segment_start)
+        if job.run_duration <= 0:
+            reached = job.total_steps
+        else:
+            reached = min(job.total_steps, int(math.floor(done_seconds / job.run_duration * job.total_steps + 1e-9)))
+        ckpt_steps = set(training.checkpoint_steps(job.per_epoch, job.hyperparameters["n_epochs"]))
+        for step in range(job.steps_done + 1, reached + 1):
+            at = job.segment_start + (step / job.total_steps * job.run_duration - job.progress)
+            m = training.step_metrics(job.id, job.seed, step, job.total_steps, job.with_validation)
+            data = {"step": step, "total_steps": job.total_steps, **{k: v for k, v in m.items() if k != "step"}}
+            message = f"Step {step}/{job.total_steps}: training loss={m['train_loss']:.4f}"
+            if "valid_loss" in m:
+                message += f", validation loss={m['valid_loss']:.4f}"
+            self._event(job, at, message, type_="metrics", data=data)
+            if step in ckpt_steps:
+                name = f"{self._model_name(job)}:ckpt-step-{step}"
+                job.checkpoints.append({
+                    "id": f"ftckpt-{_hex()}", "t": at, "fine_tuned_model_checkpoint": name, "step_number": step,
+                    "metrics": training.checkpoint_metrics(m), "fine_tuning_job_id": job.id})
+                self._event(job, at, f"Checkpoint created at step {step}.")
+        job.steps_done = max(job.steps_done, reached)
+
+    def _model_name(self, job: JobRec) -> str:
+        return f"{job.base_model}.ft-{job.hex}" + (f"-{job.suffix}" if job.suffix else "")
+
+    def _finish_failed(self, job: JobRec, t: float, error: dict) -> None:
+        job.status = "failed"
+        job.error = {k: v for k, v in error.items() if v is not None}
+        job.finished_at = t
+        job.segment_start = None
+        self._event(job, t, f"Job failed: {error.get('message')}", level="error")
+
+    def _finish_job(self, job: JobRec, t: float) -> None:
+        self._emit_steps(job, t)
+        if job.fail_with:
+            self._finish_failed(job, t, job.fail_with)
+            return
+        job.status = "succeeded"
+        job.finished_at = t
+        job.segment_start = None
+        job.fine_tuned_model = self._model_name(job)
+        job.trained_tokens = job.tokens * job.hyperparameters["n_epochs"]
+        result = FileRec(id=f"file-{_hex()}", filename="results.csv", purpose="fine-tune-results", created_at=t,
+                         source="result", ready_at=t, outcome="processed")
+        content = training.results_csv(job.id, job.seed, job.total_steps, job.with_validation)
+        result.bytes = len(content)
+        self.blobs.put(result.id, content)
+        self.files[result.id] = result
+        job.result_files = [result.id]
+        self._event(job, t, f"Training completed. Model {job.fine_tuned_model} created.")
+        self._event(job, t, "Job succeeded.")
+
+    def _advance_jobs(self, now: float) -> None:
+        cursor = max(self.jobs_cursor, 0.0)
+        while True:
+            running = [j for j in self.jobs.values() if j.status == "running"]
+            waiting = sorted((j for j in self.jobs.values() if j.status in ("pending", "resuming")),
+                             key=lambda j: (j.ready_at, j.seq))
+            t_finish, finisher = math.inf, None
+            for job in running:
+                if job.run_end() < t_finish:
+                    t_finish, finisher = job.run_end(), job
+            t_start, starter = math.inf, None
+            if waiting and len(running) < self.config.max_running_jobs:
+                starter = waiting[0]
+                t_start = max(starter.ready_at, min(cursor, now))
+            t = min(t_finish, t_start)
+            if t > now or t == math.inf:
+                break
+            if finisher is not None and t_finish <= t_start:
+                self._finish_job(finisher, t_finish)
+            else:
+                self._start_job(starter, t_start)  # type: ignore[arg-type]
+            cursor = max(cursor, t)
+            self.dirty = True
+        for job in self.jobs.values():
+            if job.status == "running":
+                before = job.steps_done
+                self._emit_steps(job, now)
+                if job.steps_done != before:
+                    self.dirty = True
+        if now > self.jobs_cursor:
+            self.jobs_cursor = now
+
+    def cancel_job(self, job_id: str) -> JobRec:
+        with self.lock:
+            now = self.now()
+            self._advance_jobs(now)
+            job = self.get_job(job_id)
+            if job.status in TERMINAL_JOB_STATES:
+                raise SimError(400, "unexpectedEntityState",
+                               f"The job '{job_id}' is {job.status} and can no longer be cancelled.")
+            if job.status == "running":
+                self._emit_steps(job, now)
+            job.status = "cancelled"
+            job.finished_at = now
+            job.segment_start = None
+            self._event(job, now, "Job cancelled.")
+            self.dirty = True
+            self._advance_jobs(now)
+            return job
+
+    def pause_job(self, job_id: str) -> JobRec:
+        with self.lock:
+            now = self.now()
+            self._advance_jobs(now)
+            job = self.get_job(job_id)
+            if job.status != "running":
+                raise SimError(400, "unexpectedEntityState",
+                               f"Only a running job can be paused; the job '{job_id}' is {job.status}.")
+            self._emit_steps(job, now)
+            job.progress += now - (job.segment_start or now)
+            job.segment_start = None
+            job.status = "paused"
+            self._event(job, now, "Job paused.")
+            self.dirty = True
+            self._advance_jobs(now)
+            return job
+
+    def resume_job(self, job_id: str) -> JobRec:
+        with self.lock:
+            now = self.now()
+            self._advance_jobs(now)
+            job = self.get_job(job_id)
+            if job.status != "paused":
+                raise SimError(400, "unexpectedEntityState",
+                               f"Only a paused job can be resumed; the job '{job_id}' is {job.status}.")
+            job.status = "resuming"
+            job.ready_at = now + self.config.job_pending_seconds
+            self._event(job, now, "Job resuming.")
+            self.dirty = True
+            return job
+
+    def delete_job(self, job_id: str) -> None:
+        with self.lock:
+            job = self.get_job(job_id)
+            if job.status not in TERMINAL_JOB_STATES:
+                raise SimError(400, "unexpectedEntityState",
+                               f"The job '{job_id}' is {job.status}; cancel it before deleting it.")
+            del self.jobs[job_id]
+            self.dirty = True
+
+    # ------------------------------------------------------------------ deployments
+
+    def _advance_deployments(self, now: float) -> None:
+        cfg = self.config
+        for key, d in list(self.deployments.items()):
+            if d.state in ("Creating", "Accepted") and now >= d.ready_at:
+                d.state = d.outcome
+                if d.outcome == "Succeeded" and d.serving_since is None:
+                    d.serving_since = d.ready_at
+                self.dirty = True
+            if d.state == "Deleting":
+                if d.delete_at is not None and now >= d.delete_at:
+                    self._remove(d, "deleted", d.delete_at)
+                continue
+            if d.serving_since is None:
+                continue
+            if d.sku_name == "DeveloperTier":
+                expires = d.created_at + cfg.developer_tier_hours * 3600
+                if now >= expires:
+                    self._remove(d, "developer_tier_expired", expires)
+                    continue
+            if d.fine_tuned:
+                last = max(d.created_at, d.last_activity or d.created_at)
+                deadline = last + cfg.idle_deletion_days * 86400
+                if now > deadline:
+                    self._remove(d, "idle", deadline)
+
+    def _remove(self, d: DeploymentRec, reason: str, at: float) -> None:
+        self.deployments.pop(d.key, None)
+        self.removed.append({"subscription": d.subscription, "resource_group": d.resource_group,
+                             "account": d.account, "name": d.name, "model": d.model.get("name"),
+                             "sku": d.sku_name, "reason": reason, "at": at, "created_at": d.created_at,
+                             "last_activity": d.last_activity})
+        self.dirty = True
+
+    def get_deployment(self, sub: str, rg: str, account: str, name: str) -> DeploymentRec:
+        d = self.deployments.get(deployment_key(sub, rg, account, name))
+        if d is None:
+            raise SimError(404, "DeploymentNotFound", f"The deployment '{name}' was not found in account '{account}'.")
+        return d
+
+    def list_deployments(self, sub: str, rg: str, account: str) -> list[DeploymentRec]:
+        prefix = (sub.lower(), rg.lower(), account.lower())
+        return sorted((d for k, d in self.deployments.items() if k[:3] == prefix), key=lambda d: d.created_at)
+
+    def put_deployment(self, sub: str, rg: str, account: str, name: str, body: Any,
+                       fault: Optional[dict] = None) -> tuple[DeploymentRec, OperationRec, bool]:
+        """Create or update; returns (deployment, operation, created)."""
+        with self.lock:
+            now = self.now()
+            self._advance_deployments(now)
+            cfg = self.config
+            if not DEPLOYMENT_NAME_RE.match(name):
+                raise SimError(400, "InvalidResourceName",
+                               f"The deployment name '{name}' is invalid: use 2 to 64 letters, digits, '-', '_' or '.'.")
+            if not isinstance(body, dict):
+                raise SimError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+            sku = body.get("sku") or {}
+            props = body.get("properties") or {}
+            model = props.get("model") if isinstance(props, dict) else None
+            if not isinstance(sku, dict) or not sku.get("name"):
+                raise SimError(400, "InvalidResourceProperties", "The deployment needs sku.name.")
+            sku_name = DEPLOYMENT_SKUS.get(str(sku["name"]).lower())
+            if sku_name is None:
+                raise SimError(400, "InvalidResourceProperties",
+                               f"The SKU '{sku['name']}' is not supported; use one of "
+                               "Standard, GlobalStandard, DeveloperTier, ProvisionedManaged.")
+            capacity = sku.get("capacity", 1)
+            if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+                raise SimError(400, "InvalidResourceProperties", "sku.capacity must be a positive integer.")
+            if not isinstance(model, dict) or not model.get("name"):
+                raise SimError(400, "InvalidResourceProperties", "The deployment needs properties.model.name.")
+            if model.get("format", "OpenAI") != "OpenAI":
+                raise SimError(400, "InvalidResourceProperties",
+                               f"The model format '{model.get('format')}' is not supported; use 'OpenAI'.")
+            resolved = self.resolve_model(str(model["name"]))
+            if resolved is None:
+                raise SimError(400, "DeploymentModelNotSupported",
+                               f"The model '{model['name']}' (format OpenAI, version {model.get('version', '1')}) "
+                               "does not exist or is not supported in this account.")
+            origin, base, _ = resolved
+            fine_tuned = origin != "base"
+            key = deployment_key(sub, rg, account, name)
+            existing = self.deployments.get(key)
+            if existing is not None and existing.state == "Deleting":
+                raise SimError(409, "Conflict", f"The deployment '{name}' is being deleted.")
+            if fine_tuned:
+                others = [d for k, d in self.deployments.items()
+                          if k[:3] == key[:3] and k != key and d.fine_tuned and d.state != "Failed"]
+                if len(others) >= cfg.max_finetuned_deployments:
+                    raise SimError(400, "InsufficientQuota",
+                                   f"This operation requires 1 new fine-tuned model deployment, which is bigger than "
+                                   f"the current available quota: the account has {len(others)} of "
+                                   f"{cfg.max_finetuned_deployments} fine-tuned deployments.")
+                if not cfg.allow_duplicate_model_deployments:
+                    same = [d for d in others if d.model.get("name") == model["name"]]
+                    if same:
+                        raise SimError(409, "Conflict",
+                                       f"The fine-tuned model '{model['name']}' is already deployed as "
+                                       f"'{same[0].name}'; only one deployment per fine-tuned model is allowed.")
+            op = OperationRec(id=str(uuid.uuid4()), subscription=sub, location=cfg.location,
+                              kind="update" if existing else "create", deployment=list(key), started_at=now,
+                              done_at=now + cfg.deployment_create_seconds)
+            if fault is not None:
+                op.outcome = "Failed"
+                op.error = {"code": fault.get("code") or "InsufficientQuota",
+                            "message": fault.get("message") or
+                            "This operation require 1 new capacity in quota for the deployment, which is bigger "
+                            "than the current available capacity 0."}
+            model_out = {"format": "OpenAI", "name": model["name"],
+                         "version": str(model.get("version") or ("1" if fine_tuned else base.version))}
+            for extra in ("source", "sourceAccount", "publisher"):
+                if model.get(extra):
+                    model_out[extra] = model[extra]
+            extra_props = {k: props[k] for k in ("raiPolicyName", "versionUpgradeOption", "scaleSettings",
+                                                 "capacitySettings", "parentDeploymentName") if k in props}
+            sku_out = {"name": sku["name"], "capacity": capacity}
+            if existing is None or existing.state == "Failed":
+                d = DeploymentRec(subscription=sub, resource_group=rg, account=account, name=name, sku=sku_out,
+                                  model=model_out, created_at=now, modified_at=now, state="Creating",
+                                  ready_at=op.done_at, outcome=op.outcome, etag=_hex(), operation_id=op.id,
+                                  fine_tuned=fine_tuned, kind=base.kind, extra_properties=extra_props,
+                                  tags=body.get("tags"), error=op.error)
+                created = existing is None
+            else:
+                d = existing
+                d.sku, d.model, d.extra_properties = sku_out, model_out, extra_props
+                d.tags = body.get("tags", d.tags)
+                d.fine_tuned, d.kind = fine_tuned, base.kind
+                d.modified_at = now
+                d.state, d.ready_at, d.outcome, d.error = "Accepted", op.done_at, op.outcome, op.error
+                d.etag, d.operation_id = _hex(), op.id
+                created = False
+            self.deployments[key] = d
+            self.operations[op.id] = op
+            self.dirty = True
+            return d, op, created
+
+    def patch_deployment(self, sub: str, rg: str, account: str, name: str, body: Any) -> DeploymentRec:
+        with self.lock:
+            self._advance_deployments(self.now())
+            d = self.get_deployment(sub, rg, account, name)
+            if not isinstance(body, dict):
+                raise SimError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+            if isinstance(body.get("sku"), dict):
+                sku = body["sku"]
+                if sku.get("name") and DEPLOYMENT_SKUS.get(str(sku["name"]).lower()) != d.sku_name:
+                    raise SimError(400, "InvalidResourceProperties", "The SKU name of a deployment cannot change.")
+                if "capacity" in sku:
+                    d.sku = {**d.sku, "capacity": sku["capacity"]}
+            if "tags" in body:
+                d.tags = body["tags"]
+            d.modified_at = self.now()
+            d.etag = _hex()
+            self.dirty = True
+            return d
+
+    def delete_deployment(self, sub: str, rg: str, account: str, name: str) -> Optional[OperationRec]:
+        """None when there was nothing to delete."""
+        with self.lock:
+            now = self.now()
+            self._advance_deployments(now)
+            d = self.deployments.get(deployment_key(sub, rg, account, name))
+            if d is None:
+                return None
+            if d.state == "Deleting":
+                return self.operations.get(d.operation_id)
+            op = OperationRec(id=str(uuid.uuid4()), subscription=sub, location=self.config.location, kind="delete",
+                              deployment=list(d.key), started_at=now,
+                              done_at=now + self.config.deployment_delete_seconds)
+            d.state = "Deleting"
+            d.delete_at = op.done_at
+            d.operation_id = op.id
+            self.operations[op.id] = op
+            self.dirty = True
+            self._advance_deployments(now)
+            return op
+
+    def get_operation(self, op_id: str) -> OperationRec:
+        op = self.operations.get(op_id)
+        if op is None:
+            raise SimError(404, "NotFound", f"The operation '{op_id}' was not found.")
+        return op
+
+    # ------------------------------------------------------------------ inference
+
+    def find_serving(self, name: str) -> Optional[DeploymentRec]:
+        matches = [d for d in self.deployments.values() if d.name == name] or \
+                  [d for d in self.deployments.values() if d.name.lower() == name.lower()]
+        return min(matches, key=lambda d: d.created_at) if matches else None
+
+    def record_inference(self, d: DeploymentRec, operation: str, status: int) -> None:
+        with self.lock:
+            now = self.now()
+            d.last_activity = now
+            self.inference.append([now, d.account_key, d.name, operation, status])
+            self.dirty = True
+
+    def inference_between(self, acct_key: str, start: float, end: float) -> Iterable[list]:
+        return [r for r in self.inference if r[1] == acct_key and start <= r[0] < end]
+
+    # ------------------------------------------------------------------ introspection
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            return {
+                "now": now,
+                "files": [{**asdict(f), "status": f.status(now)} for f in self.files.values()],
+                "jobs": [{"id": j.id, "status": j.status, "model": j.model, "fine_tuned_model": j.fine_tuned_model,
+                          "created_at": j.created_at, "finished_at": j.finished_at, "error": j.error}
+                         for j in self.jobs.values()],
+                "deployments": [{"subscription": d.subscription, "resource_group": d.resource_group,
+                                 "account": d.account, "name": d.name, "model": d.model.get("name"),
+                                 "sku": d.sku_name, "state": d.state, "created_at": d.created_at,
+                                 "serving_since": d.serving_since, "last_activity": d.last_activity}
+                                for d in self.deployments.values()],
+                "removed_deployments": list(self.removed),
+                "inference_calls": len(self.inference),
+            }
