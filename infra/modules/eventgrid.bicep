@@ -19,8 +19,7 @@ param storageAccountName string
 @description('Container where events that could not be delivered are dead-lettered.')
 param deadLetterContainerName string
 
-// Storage Blob Data Contributor: ba92f5b4-2d11-453d-a403-e96b0029c9fe
-var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName

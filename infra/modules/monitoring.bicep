@@ -23,8 +23,7 @@ param retentionInDays int = 30
 @description('Principal id of the identity that sends telemetry (the Function App\'s).')
 param publisherPrincipalId string
 
-// Monitoring Metrics Publisher: 3913510d-42f4-4e42-8a64-420c390055eb
-var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: logAnalyticsName
