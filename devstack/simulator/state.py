@@ -626,11 +626,11 @@ class Store:
         job.status = "running"
         job.segment_start = t
 
-    def _emit_steps(self, job: JobRec, upto: float) -> None:
+    def _emit_steps(self, job: JobRec, upto: float, final: bool = False) -> None:
         if job.segment_start is None or job.total_steps == 0:
             return
         done_seconds = job.progress + max(0.0, upto - job.segment_start)
-        if job.run_duration <= 0:
+        if job.run_duration <= 0 or final:
             reached = job.total_steps
         else:
             reached = min(job.total_steps, int(math.floor(done_seconds / job.run_duration * job.total_steps + 1e-9)))
@@ -662,7 +662,7 @@ class Store:
         self._event(job, t, f"Job failed: {error.get('message')}", level="error")
 
     def _finish_job(self, job: JobRec, t: float) -> None:
-        self._emit_steps(job, t)
+        self._emit_steps(job, t, final=True)
         if job.fail_with:
             self._finish_failed(job, t, job.fail_with)
             return
