@@ -1,0 +1,90 @@
+"""The OpenAPI 3.1 document, generated from the operation table the router
+dispatches on (:data:`shared.api.routes.OPERATIONS`) and the schemas the API
+validates with (:data:`shared.api.schemas.COMPONENTS`)."""
+from __future__ import annotations
+
+import copy
+import re
+from functools import lru_cache
+from typing import Any
+
+from .http import JSON_MEDIA_TYPE, PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PROBLEM_TYPES
+from .router import API_PREFIX
+
+TITLE = "Fine-tuning autopilot for Azure OpenAI"
+VERSION = "1.0.0"
+
+
+def _response(op, status: int) -> dict[str, Any]:
+    description, schema = op.responses[status]
+    out: dict[str, Any] = {"description": description}
+    if schema == "Problem":
+        out["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    elif schema:
+        out["content"] = {JSON_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    else:
+        out["content"] = {JSON_MEDIA_TYPE: {"schema": {"type": "object"}}}
+    headers = op.response_headers.get(status)
+    if headers:
+        out["headers"] = copy.deepcopy(headers)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    from .routes import OPERATIONS
+    from .schemas import COMPONENTS
+
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        item = paths.setdefault(op.openapi_path, {})
+        parameters = [{"name": name, "in": "path", "required": True, "schema": schema}
+                      for name, schema in op.path_schemas.items()]
+        parameters += copy.deepcopy(op.parameters)
+        operation: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
+        if op.description:
+            operation["description"] = op.description
+        if parameters:
+            operation["parameters"] = parameters
+        if op.request_schema:
+            operation["requestBody"] = {"required": True, "content": {
+                JSON_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{op.request_schema}"}}}}
+        responses = {str(status): _response(op, status) for status in sorted(op.responses)}
+        responses["500"] = {"description": "Internal error",
+                            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        if op.operation_id != "getOpenApi":
+            responses.setdefault("405", {"description": "Method not allowed", "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+        operation["responses"] = responses
+        item[op.method.lower()] = operation
+        for name in re.findall(r"\{([A-Za-z_]+)\}", op.openapi_path):
+            if name not in op.path_schemas:
+                raise AssertionError(f"{op.operation_id}: path parameter {name!r} has no schema")
+    problem_types = "\n".join(f"- `{PROBLEM_BASE}{slug}` ({status}): {title}"
+                              for slug, (status, title) in PROBLEM_TYPES.items())
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": TITLE, "version": VERSION,
+            "description": "Starts, lists, shows and cancels fine-tuning jobs on Azure OpenAI; shows datasets and "
+                           "deployments. Every error is `application/problem+json` (RFC 9457) whose `detail` "
+                           "names the field at fault. Problem types:\n" + problem_types,
+        },
+        "servers": [{"url": API_PREFIX}],
+        "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],
+        "tags": [{"name": "jobs"}, {"name": "datasets"}, {"name": "deployments"}, {"name": "meta"}],
+        "paths": paths,
+        "components": {
+            "schemas": copy.deepcopy(COMPONENTS),
+            "securitySchemes": {
+                "functionKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+            },
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may modify it)."""
+    return copy.deepcopy(_document())
