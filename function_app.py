@@ -7,6 +7,8 @@ first use, so importing this module stays cheap (cold start on Flex Consumption)
 import azure.functions as func
 
 from functions.intake import bp as intake_bp
+from functions.jobs_api import bp as jobs_api_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(intake_bp)
+app.register_functions(jobs_api_bp)

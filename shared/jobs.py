@@ -178,9 +178,10 @@ def _base_model(repos: Repositories, requested: str | None, dataset: Row) -> tup
     return requested, None
 
 
-def _deployment_name(job_id: str, suffix: str | None, base_model: str) -> str:
-    stem = suffix or base_model_of(base_model)
-    return f"{stem[:48]}-ft-{job_id[-8:]}"
+def _deployment_name(job_id: str, suffix: str | None) -> str:
+    from .deployer import deployment_name_for  # the monitor's rule, so both name it alike
+
+    return deployment_name_for(job_id, suffix)
 
 
 def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
@@ -224,8 +225,7 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
             raise JobsError("model-mismatch", f"{field}: dataset {ds['id']!r} holds {ds.get('method')!r} "
                                               f"examples, but the job's method is {method!r}", field=field)
 
-    deployment = _plan_deployment(body.get("deployment", True), settings, info, job_id, body.get("suffix"),
-                                  model)
+    deployment = _plan_deployment(body.get("deployment", True), settings, info, job_id, body.get("suffix"))
     seed = body.get("seed")
     seed_generated = seed is None
     if seed is None:
@@ -244,7 +244,7 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
     }
 
 
-def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None, model: str) -> dict | None:
+def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None) -> dict | None:
     if spec is False:
         return None
     spec = {} if spec is True or spec is None else dict(spec)
@@ -253,7 +253,7 @@ def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None,
         raise JobsError("sku-not-supported", f"deployment.sku: {info.name} cannot be deployed as {sku!r} "
                                              f"(deployable: {', '.join(info.deployable_skus)})", field="deployment.sku")
     return {
-        "name": spec.get("name") or _deployment_name(job_id, suffix, model),
+        "name": spec.get("name") or _deployment_name(job_id, suffix),
         "sku": sku,
         "capacity": int(spec.get("capacity") or settings.default_deployment_capacity),
         "keep_alive": spec.get("keep_alive") or settings.default_keep_alive,
