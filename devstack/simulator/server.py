@@ -213,7 +213,7 @@ def serve(*, host: str, port: int, certs_dir: Path, state_file: Optional[Path], 
     url = f"https://[{url_host}]:{bound_port}" if ":" in url_host else f"https://{url_host}:{bound_port}"
     server = uvicorn.Server(uvicorn.Config(
         build_app(sim), ssl_certfile=str(certs.server_cert_pem), ssl_keyfile=str(certs.server_key_pem),
-        log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+        log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=0.5))
 
     def announce() -> None:
         while not server.started and not server.should_exit:

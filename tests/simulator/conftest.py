@@ -32,12 +32,12 @@ ACCOUNT_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Cogn
 # Fast phases so the suite runs in seconds; tests that need other values call admin.configure(...)
 # (reset() restores these).
 FAST = {
-    "file_processing_seconds": 0.2,
+    "file_processing_seconds": 0.1,
     "job_pending_seconds": 0.2,
     "job_running_seconds": 0.8,
-    "deployment_create_seconds": 0.3,
-    "deployment_delete_seconds": 0.2,
-    "lro_retry_after": 0.1,
+    "deployment_create_seconds": 0.1,
+    "deployment_delete_seconds": 0.1,
+    "lro_retry_after": 0.05,
 }
 
 
