@@ -111,6 +111,26 @@ def _fault_response(fault: Fault, path: str) -> Response:
                           code=fault.params.get("code"), headers=headers)
 
 
+async def _buffered(receive):
+    """Read the request body now; replay it to the app later."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replaying():
+        if replay:
+            return replay.pop()
+        return await receive()
+
+    return replaying
+
+
 class SimMiddleware:
     def __init__(self, app, sim: Simulator) -> None:
         self.app = app
@@ -147,6 +167,9 @@ class SimMiddleware:
                 if fault is not None:
                     fault_kind = fault.kind
                     if fault.kind == "delay":
+                        # Take the whole request first: the service has it, and answers after the client
+                        # may have given up (so its effect still happens, as on the real service).
+                        receive = await _buffered(receive)
                         await asyncio.sleep(float(fault.params.get("seconds", 30)))
                     else:
                         response = _fault_response(fault, path)

@@ -32,7 +32,7 @@ ACTIVE_FILE_PURPOSES = {"fine-tune"}
 FILE_PURPOSES = {"fine-tune", "fine-tune-results", "assistants", "assistants_output", "batch",
                  "batch_output", "evals", "evals_output"}
 SUFFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-DEPLOYMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
+DEPLOYMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FT_MODEL_RE = re.compile(r"^(?P<base>.+?)\.ft-(?P<hex>[0-9a-f]{32})(?:-(?P<suffix>[A-Za-z0-9_-]+))?$")
 
 
@@ -825,7 +825,7 @@ class Store:
             cfg = self.config
             if not DEPLOYMENT_NAME_RE.match(name):
                 raise SimError(400, "InvalidResourceName",
-                               f"The deployment name '{name}' is invalid: use 2 to 64 letters, digits, '-', '_' or '.'.")
+                               f"The deployment name '{name}' is invalid: use up to 64 letters, digits, '-', '_' or '.'.")
             if not isinstance(body, dict):
                 raise SimError(400, "InvalidRequestContent", "The request content is not a JSON object.")
             sku = body.get("sku") or {}

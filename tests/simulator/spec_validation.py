@@ -140,6 +140,7 @@ class Operation:
     template: str
     regex: re.Pattern
     responses: dict
+    operation_id: str
 
 
 class SwaggerSpec:
@@ -159,7 +160,7 @@ class SwaggerSpec:
                 if method == "parameters":
                     continue
                 self.operations.append(Operation(self, method.upper(), template, re.compile(pattern, re.I),
-                                                 op.get("responses", {})))
+                                                 op.get("responses", {}), op.get("operationId", "")))
 
     def schema_ref(self, ref: str) -> dict:
         return {"$ref": urllib.parse.urljoin(self.uri, ref)}
@@ -180,7 +181,7 @@ class Conformance:
         self.arm = SwaggerSpec(ARM, extra={common: COMMON_TYPES})
         self.common_uri = urllib.parse.urljoin(self.arm.uri, common)
         self.violations: list[str] = []
-        self.checked: list[tuple[str, str, int, str]] = []  # (method, path, status, schema name)
+        self.checked: list[tuple[str, str, int, str, str]] = []  # (method, path, status, schema, operationId)
 
     # -- schema plumbing
 
@@ -224,30 +225,32 @@ class Conformance:
                 out += self._undeclared(spec, schema["items"], value, path, resolver)
         return out
 
-    def schema_for(self, method: str, path: str, status: int) -> Optional[tuple[SwaggerSpec, dict, str]]:
-        """(spec, schema, name) for a response, or None when no description covers it."""
+    def schema_for(self, method: str, path: str, status: int) -> Optional[tuple[SwaggerSpec, dict, str, str]]:
+        """(spec, schema, schema name, operationId) for a response, or None when no description covers it."""
+        common = f"{self.common_uri}#/definitions/"
         if re.search(r"/providers/Microsoft\.Insights/metrics$", path, re.I):
-            if status == 200:
-                return self.arm, {"$ref": f"{self.common_uri}#/definitions/MetricsResponse"}, "MetricsResponse"
-            return self.arm, {"$ref": f"{self.common_uri}#/definitions/ErrorResponse"}, "ErrorResponse"
+            name = "MetricsResponse" if status == 200 else "ErrorResponse"
+            return self.arm, {"$ref": common + name}, name, "Metrics_List"
         if re.search(r"/operationResults/[^/]+$", path, re.I):
-            return self.arm, {"$ref": f"{self.common_uri}#/definitions/OperationStatus"}, "OperationStatus"
+            name = "OperationStatus" if status == 200 else "ErrorResponse"
+            return self.arm, {"$ref": common + name}, name, "AsyncOperation_Get"
         for spec in (self.data_plane, self.arm):
             op = spec.find(method, path)
             if op is None:
                 continue
             response = op.responses.get(str(status)) or (op.responses.get("default") if status >= 400 else None)
             if response is None:
-                return spec, {"not": {}}, f"<status {status} not described for {op.method} {op.template}>"
+                return spec, {"not": {}}, f"<status {status} not described>", op.operation_id
             schema = response.get("schema")
             if schema is None:
-                return spec, {}, f"{op.method} {op.template} {status} (no body)"
+                return spec, {}, "(no body)", op.operation_id
             if schema.get("type") == "file":
-                return None  # binary content
+                return spec, {"type": "file"}, "(binary)", op.operation_id
             ref = schema.get("$ref", "")
             if ref.startswith("../"):
-                return spec, {"$ref": urllib.parse.urljoin(spec.uri, ref)}, ref.rsplit("/", 1)[-1]
-            return spec, spec.schema_ref(ref) if ref else schema, ref.rsplit("/", 1)[-1] or "inline"
+                return spec, {"$ref": urllib.parse.urljoin(spec.uri, ref)}, ref.rsplit("/", 1)[-1], op.operation_id
+            return (spec, spec.schema_ref(ref) if ref else schema, ref.rsplit("/", 1)[-1] or "inline",
+                    op.operation_id)
         return None
 
     def check(self, method: str, url: str, status: int, content_type: str, body: bytes) -> list[str]:
@@ -256,9 +259,13 @@ class Conformance:
         found = self.schema_for(method, path, status)
         if found is None:
             return []
-        spec, schema, name = found
-        self.checked.append((method, path, status, name))
-        if not body:
+        spec, schema, name, operation_id = found
+        self.checked.append((method, path, status, name, operation_id))
+        if schema == {"not": {}}:
+            problems = [f"status {status} is not a response the description lists for {operation_id}"]
+        elif schema == {"type": "file"}:
+            problems = []  # binary content: nothing to validate
+        elif not body:
             problems = [] if schema == {} or status in (202, 204) else [f"empty body, expected {name}"]
         elif schema == {}:
             problems = [f"unexpected body for {name}"]
