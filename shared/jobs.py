@@ -23,9 +23,10 @@ Exactly once
 
     When Azure OpenAI refuses (4xx, 429, 503: nothing was created) the row and its
     open-index row are deleted. When the outcome is unknown (timeout, connection
-    error, 500/502/504) the list is searched at once; if the job is not there and
-    the list could be read, the rows are deleted too, else the row is left
-    ``submitted`` (claim released, ``last_error`` set) for a retry or the monitor.
+    error, 500/502/504) the list is searched at once; if the job is there it is
+    recorded, else the row is left ``submitted`` (claim released, ``last_error``
+    set), because a request that timed out may still be carried out: a retry with
+    the same key, or the monitor after a grace period, settles it.
 
 States
     Azure's two vocabularies (``created/pending/running/pausing/paused/resuming/
@@ -513,9 +514,13 @@ def _submit(ctx, row: Row) -> Row:
                             job_id=row["id"]) from None
         if orphan is not None:
             return _record(ctx, row, orphan)
-        _remove(ctx, row, unknown.reason)
-        raise JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {unknown.reason}",
-                        retry_after=DEFAULT_RETRY_AFTER) from None
+        # Not listed (yet): a request that timed out may still be carried out, so the row
+        # stays for a retry with the same key, or for the monitor, to settle.
+        _release(ctx, row, unknown.reason)
+        raise JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {unknown.reason}; whether the "
+                                                    f"job was created is not known yet (retry with the same "
+                                                    f"Idempotency-Key to resume)", retry_after=DEFAULT_RETRY_AFTER,
+                        job_id=row["id"]) from None
     return _record(ctx, row, job)
 
 

@@ -149,7 +149,8 @@ def list_jobs(ctx_factory, request: Request, params) -> Response:
     flt = "PartitionKey eq @pk"
     values: dict[str, Any] = {"pk": Repositories.JOB_PARTITION}
     if statuses:
-        flt += " and (" + " or ".join(f"status eq @s{i}" for i in range(len(statuses))) + ")"
+        # Spaces around the parentheses: the SDK substitutes only whole space-separated "@name" words.
+        flt += " and ( " + " or ".join(f"status eq @s{i}" for i in range(len(statuses))) + " )"
         values.update({f"s{i}": s for i, s in enumerate(statuses)})
     ctx = ctx_factory()
     cont = {"PartitionKey": token["pk"], "RowKey": token["rk"]} if token else None
