@@ -19,8 +19,8 @@ Special-token text such as ``<|endoftext|>`` inside training data is counted as
 ordinary text (``encode_ordinary``).
 
 ``count_chat_tokens`` follows OpenAI's published recipe for chat messages:
-3 tokens per message, the tokens of every string field of the message (role,
-content, name, tool_call_id), 1 more for a ``name``, and 3 to prime the reply.
+3 tokens per message, the tokens of the message's string fields (role,
+content, name, tool_call_id; other keys are ignored), 1 more for a ``name``, and 3 to prime the reply.
 It extends the recipe to tool calls (function name + arguments + 3 per call),
 to content parts (text parts counted, each image a flat
 ``IMAGE_TOKENS_ESTIMATE``) and to a ``tools`` list (its compact JSON). The
@@ -219,11 +219,14 @@ def count_message_tokens(message: Mapping[str, Any], encoding_name: str) -> int:
                     n += _call_tokens(call, count)
         elif key == "function_call":
             n += _call_tokens(value, count)
-        elif isinstance(value, str) and value:
+        elif key in _STRING_FIELDS and isinstance(value, str) and value:
             n += count(value)
             if key == "name":
                 n += TOKENS_PER_NAME
     return n
+
+
+_STRING_FIELDS = frozenset(("role", "name", "tool_call_id"))
 
 
 def count_chat_tokens(

@@ -1,0 +1,48 @@
+"""Dataset validation for Azure OpenAI fine-tuning (pure Python, no Azure imports).
+
+    >>> from shared.validation import validate_path
+    >>> report = validate_path("train.jsonl", model="gpt-4o-mini-2024-07-18")
+    >>> report.valid, report.to_dict()["error_counts"]
+
+One streaming pass over the bytes, constant memory whatever the file's size.
+The rules come from ``/work/shared/spec/fine-tuning-facts.md`` and the API
+descriptions; the per-model limits from the model catalogue
+(:mod:`shared.catalogue`). Command line: ``python -m shared.validation PATH
+--model MODEL [--method supervised|dpo] [--json] [--exact-tokens]``.
+
+Report (``ValidationReport.to_dict()``): ``valid``, ``model``, ``base_model``,
+``method``, ``errors`` and ``warnings`` (the first 100 of each, as
+``{line, code, message}`` with the 1-based line, or ``null`` for the file as a
+whole), ``error_counts`` and ``warning_counts`` (all of them, per code) and
+``stats``:
+
+- ``bytes``, ``utf8_bom``, ``lines``, ``examples`` (non-blank lines),
+  ``valid_examples``, ``format`` (chat, completion or dpo);
+- ``encoding``, ``token_limit``; ``total_tokens``, ``max_tokens_per_example``,
+  ``assistant_tokens`` (trainable assistant messages; both outputs for DPO,
+  the completion for prompt/completion) and ``estimated_billable_tokens_per_epoch``,
+  over valid examples. ``tokens_exact`` is true when every valid example was
+  counted with the model's encoding (always with ``exact_tokens=True``);
+  otherwise the figures of uncounted examples are estimates (UTF-8 bytes / 4
+  plus message overheads) and ``max_tokens_per_example_bound`` is a true upper
+  bound of the largest example. ``exactly_counted_examples`` says how many were
+  counted;
+- ``examples_without_system_message``, ``distinct_system_messages``,
+  ``duplicates`` and ``duplicate_check_complete`` (false past 1,572,864 distinct
+  examples, see :mod:`shared.validation.dedupe`);
+- ``sha256`` when asked for.
+
+Error and warning codes (``CODES`` holds each code's meaning and fix):
+
+{codes}
+"""
+from __future__ import annotations
+
+from .codes import CODES, CodeInfo, codes_table
+from .validator import (MAX_ISSUES, MAX_LINE_BYTES, SUPPORTED_METHODS, Issue, ValidationReport, validate,
+                        validate_path)
+
+__doc__ = __doc__.replace("{codes}", codes_table())
+
+__all__ = ["CODES", "CodeInfo", "Issue", "MAX_ISSUES", "MAX_LINE_BYTES", "SUPPORTED_METHODS",
+           "ValidationReport", "codes_table", "validate", "validate_path"]

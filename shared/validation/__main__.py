@@ -1,0 +1,63 @@
+"""Check a fine-tuning dataset before uploading it.
+
+    python -m shared.validation PATH --model MODEL [--method supervised|dpo] [--json] [--exact-tokens]
+
+Prints the validation report: for a person, or exactly one JSON object with
+``--json``. Exit status: 0 the file is valid, 1 it is not (or the model/method
+cannot be trained), 2 usage error (missing or unreadable file, unknown option).
+Offline: no network access.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..catalogue import load_catalogue
+from .validator import SUPPORTED_METHODS, validate_path
+
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    known = ", ".join(load_catalogue().known_models(fine_tunable_only=True))
+    p = argparse.ArgumentParser(
+        prog="python -m shared.validation",
+        description="Validate a JSON Lines fine-tuning dataset for an Azure OpenAI base model (offline).",
+        epilog=f"Models: {known}, or a fine-tuned model <base>.ft-<id>. "
+               "Exit status: 0 valid, 1 invalid, 2 usage error.",
+    )
+    p.add_argument("path", help="the .jsonl training (or validation) file")
+    p.add_argument("--model", required=True, help="base model (or fine-tuned model) to train")
+    p.add_argument("--method", choices=SUPPORTED_METHODS, default="supervised",
+                   help="training method (default: supervised)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--exact-tokens", action="store_true",
+                   help="count every example's tokens exactly (slower; otherwise figures are estimates)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # exits with status 2 on a usage error
+    path = args.path
+    if not os.path.exists(path):
+        print(f"error: {path}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if os.path.isdir(path):
+        print(f"error: {path}: is a directory, not a file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = validate_path(path, model=args.model, method=args.method, exact_tokens=args.exact_tokens)
+    except OSError as exc:
+        print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        sys.stdout.buffer.write(report.to_json() + b"\n")
+        sys.stdout.flush()
+    else:
+        print(report.format_text(path))
+    return EXIT_VALID if report.valid else EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Cheap detection of credentials pasted into training data (warnings only).
+
+Two stages, so that clean text costs little more than a few ``memchr`` calls:
+
+1. :func:`candidates` finds the offsets where a credential *might* start, by
+   searching a whole block of lines for rare single bytes (``J`` of ``eyJ``,
+   ``=`` of ``AccountKey=``, ``B`` of ``Bearer``, ...; a one-byte search runs at
+   memory speed) and looking at the few bytes around each hit. A byte that turns
+   out to be frequent in a block (``-`` in code, say) switches, for that block,
+   to plain substring searches for its markers, so the cost stays bounded.
+2. :func:`find_secret` runs the precise patterns on the lines with a candidate.
+
+What is recognised (the shape, not the string's randomness): OpenAI-style
+``sk-`` keys, ``Bearer`` tokens, JSON Web Tokens, AWS access key ids, GitHub
+tokens, PEM private keys, Azure storage account keys and SAS signatures, and 32
+hex digits after an ``api-key`` / ``api_key`` / ``subscription-key`` label (Azure
+OpenAI and Cognitive Services keys). A bare random string cannot be told from
+data and is not flagged; lowercase ``bearer`` is not looked for.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["candidates", "find_secret", "scan_line"]
+
+# rare byte -> (offset of that byte in the marker, marker) pairs
+_RARE: tuple[tuple[bytes, tuple[tuple[int, bytes], ...]], ...] = (
+    (b"J", ((2, b"eyJ"),)),
+    (b"=", ((3, b"Key="), (3, b"key="), (3, b"KEY="), (3, b"sig="))),
+    (b"B", ((0, b"Bearer"),)),
+    (b"K", ((1, b"AKIA"), (8, b"PRIVATE KEY"))),
+    (b"_", ((3, b"ghp_"), (3, b"gho_"), (3, b"ghu_"), (3, b"ghs_"), (3, b"ghr_"), (10, b"github_pat_"),
+            (3, b"api_key"), (3, b"API_KEY"), (3, b"Api_Key"), (12, b"subscription_key"))),
+    (b"-", ((2, b"sk-"), (3, b"api-key"), (3, b"API-KEY"), (3, b"Api-Key"), (12, b"subscription-key"),
+            (12, b"Subscription-Key"))),
+)
+# Past this many hits of one byte in a block, search for its markers directly instead.
+_MAX_HITS_PER_BYTE = 2000
+
+_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = tuple(
+    (what, re.compile(rx)) for what, rx in (
+        ("an API key (sk-...)", rb"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-|ant-[a-z0-9]+-)?[A-Za-z0-9_\-]{20,}"),
+        ("a bearer token", rb"Bearer\s+[A-Za-z0-9\-._~+/]{20,}=*"),
+        ("a JSON Web Token", rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        ("an AWS access key id", rb"(?<![A-Z0-9])AKIA[0-9A-Z]{16}(?![A-Z0-9])"),
+        ("a GitHub token", rb"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"),
+        ("a private key", rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+        ("an Azure storage key or SAS signature",
+         rb"(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{20,}={0,2}|[?&]sig=[A-Za-z0-9%+/]{20,}"),
+        ("an API key (32 hex digits after an api-key label)",
+         rb"(?i:api[-_]key|subscription[-_]key)[\\\"'\s:=]{1,8}[0-9a-fA-F]{32}(?![0-9a-fA-F])"),
+    )
+)
+
+
+def candidates(buf: bytes, start: int = 0, end: int | None = None) -> list[int]:
+    """Offsets in ``buf[start:end]`` where a credential might start (unsorted, may repeat)."""
+    if end is None:
+        end = len(buf)
+    hits: list[int] = []
+    find = buf.find
+    startswith = buf.startswith
+    for byte, markers in _RARE:
+        i = find(byte, start, end)
+        seen = 0
+        while i >= 0:
+            seen += 1
+            if seen > _MAX_HITS_PER_BYTE:
+                # A frequent byte in this block: search the rest for the markers themselves.
+                for off, marker in markers:
+                    j = find(marker, max(start, i - off), end)
+                    while j >= 0:
+                        hits.append(j)
+                        j = find(marker, j + 1, end)
+                break
+            for off, marker in markers:
+                if startswith(marker, i - off) and i >= off:
+                    hits.append(i - off)
+                    break
+            i = find(byte, i + 1, end)
+    return hits
+
+
+def scan_line(line: bytes) -> str | None:
+    """The precise stage only: what kind of credential ``line`` holds, or None."""
+    for what, rx in _PATTERNS:
+        if rx.search(line):
+            return what
+    return None
+
+
+def find_secret(line: bytes) -> str | None:
+    """What kind of credential ``line`` seems to hold (None when nothing matches)."""
+    if not candidates(line):
+        return None
+    return scan_line(line)

@@ -1,0 +1,587 @@
+"""The streaming validator: one pass, constant memory, whatever the file's size."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Iterable, Iterator, Union
+
+import orjson
+
+from ..catalogue import ModelInfo, UnknownModelError, load_catalogue
+from .codes import CODES, ERROR
+from .dedupe import DigestTable
+from .rules import Bad, Ctx, Example, check_chat, check_completion, check_dpo
+from .secrets import candidates, find_secret, scan_line
+
+__all__ = ["MAX_ISSUES", "MAX_LINE_BYTES", "CHUNK_SIZE", "SUPPORTED_METHODS", "Issue", "ValidationReport",
+           "validate", "validate_path"]
+
+Source = Union[BinaryIO, Iterable[bytes], bytes, bytearray, memoryview]
+
+MAX_ISSUES = 100  # errors (and warnings) listed in full; all are counted per code
+CHUNK_SIZE = 1 << 20  # bytes read at a time from a file-like source
+# Lines longer than this are not read. The longest token of cl100k_base and o200k_base is 128
+# bytes, so a line this long would need an average of 256 bytes per token to fit a 65,536-token
+# context: no real example is both that long and within the limit.
+MAX_LINE_BYTES = 16 << 20
+SUPPORTED_METHODS = ("supervised", "dpo")
+_MAX_SYSTEM_VARIANTS = 1000  # distinct system messages tracked (digests), for the consistency warning
+
+_BINARY_MAGIC = (
+    (b"\xff\xfe\x00\x00", "the file is UTF-32 (little-endian byte order mark)"),
+    (b"\x00\x00\xfe\xff", "the file is UTF-32 (big-endian byte order mark)"),
+    (b"\xff\xfe", "the file is UTF-16 (little-endian byte order mark FF FE)"),
+    (b"\xfe\xff", "the file is UTF-16 (big-endian byte order mark FE FF)"),
+    (b"\x1f\x8b", "the file is gzip-compressed"),
+    (b"PK\x03\x04", "the file is a ZIP archive (or an Office document)"),
+    (b"%PDF", "the file is a PDF document"),
+    (b"\xd0\xcf\x11\xe0", "the file is an old Office document"),
+)
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Issue:
+    line: int | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "message": self.message}
+
+
+@dataclass
+class ValidationReport:
+    valid: bool
+    model: str
+    base_model: str | None
+    method: str
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    warning_counts: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "model": self.model,
+            "base_model": self.base_model,
+            "method": self.method,
+            "errors": [i.to_dict() for i in self.errors],
+            "warnings": [i.to_dict() for i in self.warnings],
+            "error_counts": dict(self.error_counts),
+            "warning_counts": dict(self.warning_counts),
+            "stats": dict(self.stats),
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    def format_text(self, name: str | None = None) -> str:
+        """The report for a person (what the CLI prints without --json)."""
+        what = f"{name} " if name else ""
+        head = "VALID" if self.valid else "INVALID"
+        out = [f"{head}: {what}for {self.model} ({self.method})"]
+        if self.base_model and self.base_model != self.model:
+            out[0] += f", base model {self.base_model}"
+        for title, issues, counts in (("errors", self.errors, self.error_counts),
+                                      ("warnings", self.warnings, self.warning_counts)):
+            total = sum(counts.values())
+            if not total:
+                continue
+            summary = ", ".join(f"{c} {k}" for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            out.append(f"{title} ({total}: {summary}):")
+            out.extend(f"  {i.message}" for i in issues)
+            if total > len(issues):
+                out.append(f"  ... and {total - len(issues)} more")
+        s = self.stats
+        if s.get("examples") is not None:
+            approx = "" if s.get("tokens_exact") else "~"
+            out.append("stats:")
+            out.append(f"  examples: {s['examples']} ({s.get('valid_examples', 0)} valid), "
+                       f"duplicates: {s.get('duplicates', 0)}, "
+                       f"without system message: {s.get('examples_without_system_message', 0)}")
+            if s.get("total_tokens") is not None:
+                out.append(f"  tokens ({s.get('encoding')}{'' if s.get('tokens_exact') else ', estimated'}): "
+                           f"total {approx}{s['total_tokens']:,}, max per example "
+                           f"{approx}{s['max_tokens_per_example']:,} (limit {s['token_limit']:,}), "
+                           f"assistant {approx}{s['assistant_tokens']:,}")
+                out.append(f"  billable tokens per epoch: {approx}{s['estimated_billable_tokens_per_epoch']:,}")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.format_text()
+
+
+class _Collector:
+    __slots__ = ("errors", "warnings", "error_counts", "warning_counts")
+
+    def __init__(self) -> None:
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = []
+        self.error_counts: dict[str, int] = {}
+        self.warning_counts: dict[str, int] = {}
+
+    def error(self, line: int | None, code: str, message: str) -> None:
+        assert code in CODES and CODES[code].severity == ERROR, code
+        self.error_counts[code] = self.error_counts.get(code, 0) + 1
+        if len(self.errors) < MAX_ISSUES:
+            self.errors.append(Issue(line, code, f"line {line}: {message}" if line else message))
+
+    def sort(self) -> None:
+        """Issues in line order (file-level ones, without a line, first)."""
+        key = lambda issue: issue.line or 0  # noqa: E731
+        self.errors.sort(key=key)
+        self.warnings.sort(key=key)
+
+    def warning(self, line: int | None, code: str, message: str) -> None:
+        assert code in CODES and CODES[code].severity != ERROR, code
+        self.warning_counts[code] = self.warning_counts.get(code, 0) + 1
+        if len(self.warnings) < MAX_ISSUES:
+            self.warnings.append(Issue(line, code, f"line {line}: {message}" if line else message))
+
+
+def _chunks(source: Source, chunk_size: int) -> Iterator[bytes]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+        return
+    if isinstance(source, str):
+        raise TypeError("validate() reads bytes: pass a binary file, an iterable of bytes chunks or bytes, "
+                        "not str")
+    read = getattr(source, "read", None)
+    if read is not None:
+        while True:
+            chunk = read(chunk_size)
+            if not chunk:
+                return
+            if isinstance(chunk, str):
+                raise TypeError("validate() reads bytes: open the file in binary mode ('rb')")
+            yield chunk
+    else:
+        for chunk in source:
+            if isinstance(chunk, str):
+                raise TypeError("validate() reads bytes chunks, not str")
+            if chunk:
+                yield bytes(chunk) if not isinstance(chunk, bytes) else chunk
+
+
+class _Run:
+    """The state of one validation pass."""
+
+    def __init__(self, info: ModelInfo, method: str, exact_tokens: bool, out: _Collector):
+        self.info = info
+        self.ctx = Ctx(info)
+        self.method = method
+        self.exact_tokens = exact_tokens
+        self.out = out
+        self.check = check_dpo if method == "dpo" else (check_completion if info.format == "completion"
+                                                         else check_chat)
+        self.limit = info.max_tokens_per_example
+        self.encoding = info.encoding
+        self.lineno = 0
+        self.examples = 0
+        self.valid_examples = 0
+        self.blank_start = 0  # first line of a run of blank lines not yet known to be trailing
+        self.blank_count = 0
+        self.dupes = DigestTable()
+        self.duplicates = 0
+        self.total_tokens = 0
+        self.max_tokens = 0
+        self.max_bound = 0
+        self.assistant_tokens = 0
+        self.counted = 0  # examples counted exactly
+        self.with_system = 0
+        self.without_system_lines: list[int] = []
+        self.without_system = 0
+        self.system_first: int | None = None  # digest and line of the first system message
+        self.system_first_line = 0
+        self.system_variants: set[int] = set()  # digests of the system messages (up to 1000)
+        self.system_differs_line = 0
+        self.checks_system = not (info.format == "completion" and method != "dpo")
+
+    # -- one line -------------------------------------------------------------
+    def line(self, line: bytes, _loads=orjson.loads, _err=orjson.JSONDecodeError) -> None:
+        self.lineno += 1
+        try:
+            obj = _loads(line)
+        except _err as exc:
+            if not line.strip():
+                if not self.blank_count:
+                    self.blank_start = self.lineno
+                self.blank_count += 1
+                return
+            self._flush_blank()
+            self.examples += 1
+            self._unparsable(line, exc)
+            return
+        if self.blank_count:
+            self._flush_blank()
+        self.examples += 1
+        n = self.lineno
+        if type(obj) is not dict:
+            self.out.error(n, "not_an_object", f"the line is {_kind(obj)}, not a JSON object; each line must "
+                                               f'be one example such as {{"messages": [...]}}')
+            return
+        first = self.dupes.add(hash(line[:-1] if line[-1:] == b"\r" else line), n)
+        if first:
+            self.duplicates += 1
+            self.out.warning(n, "duplicate_example", f"the example repeats line {first} exactly")
+        try:
+            ex = self.check(obj, self.ctx)
+        except Bad as bad:
+            self.out.error(n, bad.code, bad.message)
+            return
+        if ex.warnings:
+            for code, message in ex.warnings:
+                self.out.warning(n, code, message)
+        # Tokens. ex.bound: characters of the text a count covers (4 per non-ASCII character, the
+        # most UTF-8 bytes one can take) plus the fixed overheads. A token is at least one byte, so
+        # an example whose bound is within the limit cannot exceed it: exact counting (the costly
+        # part) runs only when the bound says it might, or when asked for.
+        bound = ex.bound
+        if bound > len(line) + ex.image_tokens:  # the rule of thumb: UTF-8 bytes bound the tokens too
+            bound = len(line) + ex.image_tokens
+        if self.exact_tokens or bound > self.limit:
+            tokens, assistant = ex.count(self.encoding)
+            if tokens > self.limit:
+                self.out.error(n, "too_many_tokens", f"the example has {tokens:,} tokens ({self.encoding}); "
+                                                     f"{self.info.name} accepts at most {self.limit:,} per "
+                                                     f"example: shorten or split it")
+                return
+            self.counted += 1
+            bound = tokens
+        else:
+            tokens, assistant = ex.estimate, ex.assistant_estimate
+        self.valid_examples += 1
+        self.total_tokens += tokens
+        self.assistant_tokens += assistant
+        if tokens > self.max_tokens:
+            self.max_tokens = tokens
+        if bound > self.max_bound:
+            self.max_bound = bound
+        if self.checks_system:
+            self._system(n, ex)
+
+    def secrets(self, line: bytes, n: int) -> None:
+        what = find_secret(line)
+        if what:
+            self._secret(n, what)
+
+    def secrets_in_block(self, buf: bytes, start: int, end: int, parts: list[bytes], first_line: int) -> None:
+        """Looks for credentials in ``buf[start:end]``, whose lines are ``parts`` (numbered from
+        ``first_line``)."""
+        hits = candidates(buf, start, end)
+        if not hits:
+            return
+        hits.sort()
+        idx, pos, done = 0, start, -1
+        for off in hits:
+            idx += buf.count(b"\n", pos, off)
+            pos = off
+            if idx != done:
+                done = idx
+                what = scan_line(parts[idx])
+                if what:
+                    self._secret(first_line + idx, what)
+
+    def _secret(self, n: int, what: str) -> None:
+        self.out.warning(n, "possible_secret", f"the line seems to contain {what}; remove or redact "
+                                               f"credentials before training")
+
+    def _system(self, n: int, ex: Example) -> None:
+        system = ex.system
+        if system is None:
+            self.without_system += 1
+            if len(self.without_system_lines) < MAX_ISSUES:
+                self.without_system_lines.append(n)
+            return
+        self.with_system += 1
+        digest = hash(system)
+        if digest == self.system_first:
+            return
+        if not self.system_first_line:
+            self.system_first, self.system_first_line = digest, n
+        elif not self.system_differs_line:
+            self.system_differs_line = n
+        if len(self.system_variants) < _MAX_SYSTEM_VARIANTS:
+            self.system_variants.add(digest)
+
+    def _flush_blank(self) -> None:
+        if self.blank_count:
+            more = f" (and {self.blank_count - 1} more blank line(s) after it)" if self.blank_count > 1 else ""
+            self.out.error(self.blank_start, "blank_line", f"the line is blank{more}; remove blank lines "
+                                                           f"between examples")
+            self.blank_count = 0
+
+    def _unparsable(self, line: bytes, exc: Exception) -> None:
+        n = self.lineno
+        if b"\x00" in line:
+            self.out.error(n, "not_utf8", "the line contains NUL bytes: the file looks UTF-16 encoded or "
+                                          "binary; save it as UTF-8 text")
+            return
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad = line[err.start]
+            hint = ("the file looks Latin-1 / Windows-1252 encoded" if 0x80 <= bad <= 0xFF else "")
+            self.out.error(n, "not_utf8", f"byte 0x{bad:02X} at byte {err.start + 1} of the line is not valid "
+                                          f"UTF-8{'; ' + hint if hint else ''}; save the file as UTF-8")
+            return
+        text = str(exc)
+        if line.startswith(_BOM):
+            self.out.error(n, "invalid_json", "the line starts with a byte order mark: were several files "
+                                              "concatenated? Remove it")
+            return
+        stripped = line.strip()
+        if stripped in (b"{", b"[") or (stripped.startswith((b"{", b"[")) and "unexpected end" in text):
+            hint = "; a JSON object seems to span several lines: JSON Lines needs one object per line"
+        elif "unexpected content after document" in text:
+            hint = "; there is more than one JSON value on the line: put one example per line"
+        else:
+            hint = ""
+        self.out.error(n, "invalid_json", f"not valid JSON ({_clean_json_error(text)}){hint}")
+
+    # -- the end ---------------------------------------------------------------
+    def finish(self, limits) -> dict[str, Any]:
+        out = self.out
+        if self.examples < limits.min_examples:
+            have = "the file has no examples" if not self.examples else f"the file has {self.examples} examples"
+            out.error(None, "too_few_examples", f"{have}; fine-tuning needs at least {limits.min_examples} "
+                                                f"(hundreds to thousands are recommended)")
+        elif self.examples < limits.recommended_min_examples:
+            out.warning(None, "few_examples", f"the file has {self.examples} examples; fewer than "
+                                              f"{limits.recommended_min_examples} rarely change the model "
+                                              f"(hundreds to thousands are recommended)")
+        checks_system = self.checks_system
+        if checks_system and self.valid_examples:
+            if not self.with_system:
+                out.warning(None, "no_system_message", "no example has a system message; include the system "
+                                                       "message you will use in production in every example")
+            elif self.without_system:
+                for n in self.without_system_lines:
+                    out.warning(n, "missing_system_message", f"the example has no system message, while "
+                                                             f"{self.with_system} others have one")
+                unlisted = self.without_system - len(self.without_system_lines)
+                if unlisted:
+                    out.warning_counts["missing_system_message"] += unlisted
+            if len(self.system_variants) > 1 and self.system_differs_line:
+                count = len(self.system_variants)
+                more = "+" if count >= _MAX_SYSTEM_VARIANTS else ""
+                out.warning(self.system_differs_line, "inconsistent_system_message",
+                            f"the system message differs from the one on line {self.system_first_line}; the file "
+                            f"has {count}{more} different system messages: the model learns best with the one "
+                            f"you will use in production, the same in every example")
+        exact = self.exact_tokens or (self.counted == self.valid_examples)
+        return {
+            "format": "dpo" if self.method == "dpo" else self.info.format,
+            "lines": self.lineno,
+            "examples": self.examples,
+            "valid_examples": self.valid_examples,
+            "encoding": self.encoding,
+            "token_limit": self.limit,
+            "tokens_exact": exact,
+            "exactly_counted_examples": self.counted,
+            "total_tokens": self.total_tokens,
+            "max_tokens_per_example": self.max_tokens,
+            "max_tokens_per_example_bound": self.max_bound,
+            "assistant_tokens": self.assistant_tokens,
+            "examples_without_system_message": self.without_system if checks_system else 0,
+            "distinct_system_messages": len(self.system_variants),
+            "duplicates": self.duplicates,
+            "duplicate_check_complete": self.dupes.complete,
+            "estimated_billable_tokens_per_epoch": self.total_tokens,
+        }
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, str):
+        return "a JSON string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def _clean_json_error(text: str) -> str:
+    # orjson: "unexpected character: line 1 column 17 (char 16)" -> "unexpected character at column 17"
+    head, sep, tail = text.partition(": line 1 column ")
+    if sep:
+        col = tail.split(" ", 1)[0]
+        return f"{head} at column {col}"
+    return text
+
+
+def _start_problem(head: bytes) -> str | None:
+    for magic, what in _BINARY_MAGIC:
+        if head.startswith(magic):
+            return what
+    return None
+
+
+def validate(source: Source, *, model: str, method: str = "supervised", size: int | None = None,
+             exact_tokens: bool = False, sha256: bool = False,
+             chunk_size: int = CHUNK_SIZE) -> ValidationReport:
+    """Validates a JSON Lines training file for fine-tuning ``model`` with ``method``.
+
+    ``source`` is a binary file-like object (``.read(n)``), an iterable of ``bytes``
+    chunks split anywhere (e.g. a blob download's ``.chunks()``), or ``bytes``.
+    ``size``, when known, lets an oversized file be rejected without reading it.
+    ``exact_tokens`` counts every example's tokens (otherwise only examples whose
+    cheap upper bound exceeds the model's limit are counted, and the token figures
+    of ``stats`` are estimates: ``tokens_exact`` says which). ``sha256`` adds the
+    file's SHA-256 to ``stats`` (computed in the same pass).
+    """
+    catalogue = load_catalogue()
+    limits = catalogue.limits
+    out = _Collector()
+    try:
+        info = catalogue.resolve(model)
+    except UnknownModelError as exc:
+        out.error(None, "unknown_model", str(exc))
+        return _report(False, model, None, method, out, {})
+    if not info.fine_tunable:
+        out.error(None, "model_not_fine_tunable", f"{info.name} cannot be fine-tuned; fine-tunable models: "
+                                                  f"{', '.join(catalogue.known_models(fine_tunable_only=True))}")
+        return _report(False, model, info.name, method, out, {})
+    if method not in SUPPORTED_METHODS or method not in info.methods:
+        if method not in SUPPORTED_METHODS:
+            why = (f"this validator checks supervised and dpo datasets only, not {method!r}")
+        else:
+            why = f"{info.name} does not support {method!r} training"
+        supported = ", ".join(info.methods) or "none"
+        note = (f"; {info.name} is trained with reinforcement fine-tuning only, which this validator does not "
+                f"check" if info.methods == ("reinforcement",) else "")
+        out.error(None, "method_not_supported", f"{why} (methods of {info.name}: {supported}){note}")
+        return _report(False, model, info.name, method, out, {})
+    if size is not None and size > limits.max_file_bytes:
+        out.error(None, "file_too_large", f"the file is {size:,} bytes; files must be at most "
+                                          f"{limits.max_file_bytes:,} bytes (512 MB): split it")
+        return _report(False, model, info.name, method, out, {"bytes": size})
+
+    run = _Run(info, method, exact_tokens, out)
+    digest = hashlib.sha256() if sha256 else None
+    total = 0
+    pending: list[bytes] = []  # pieces of the current, unfinished line
+    pending_len = 0
+    skipping = False  # inside an over-long line: drop bytes until its end
+    head = b""
+    started = False
+    bom = False
+    stopped = False
+    max_bytes = limits.max_file_bytes
+    line = run.line
+
+    for chunk in _chunks(source, chunk_size):
+        total += len(chunk)
+        if total > max_bytes:
+            out.error(None, "file_too_large", f"the file is larger than {max_bytes:,} bytes (512 MB); the "
+                                              f"validator stopped reading at that size: split the file")
+            stopped = True
+            break
+        if digest is not None:
+            digest.update(chunk)
+        if not started:
+            head += chunk
+            if len(head) < 4:
+                continue
+            chunk, head, started = head, b"", True
+            problem = _start_problem(chunk)
+            if problem:
+                out.error(1, "not_utf8", f"{problem}; save the file as uncompressed UTF-8 JSON Lines")
+                stopped = True
+                break
+            if chunk.startswith(_BOM):
+                bom = True
+                chunk = chunk[3:]
+        nl = chunk.find(b"\n")
+        if nl < 0:
+            if not skipping:
+                pending.append(chunk)
+                pending_len += len(chunk)
+                if pending_len > MAX_LINE_BYTES:
+                    _too_long(run)
+                    pending, pending_len, skipping = [], 0, True
+            continue
+        # The line that ends at the chunk's first newline.
+        if skipping:
+            skipping = False
+        elif pending:
+            if pending_len + nl > MAX_LINE_BYTES:
+                _too_long(run)
+            else:
+                pending.append(chunk[:nl])
+                first = b"".join(pending)
+                line(first)
+                run.secrets(first, run.lineno)
+            pending, pending_len = [], 0
+        else:
+            first = chunk[:nl]
+            line(first)
+            run.secrets(first, run.lineno)
+        # The lines that lie wholly inside the chunk.
+        last_nl = chunk.rfind(b"\n")
+        if last_nl > nl:
+            first_line = run.lineno + 1
+            parts = chunk[nl + 1:last_nl].split(b"\n")
+            for part in parts:
+                line(part)
+            run.secrets_in_block(chunk, nl + 1, last_nl, parts, first_line)
+        # The start of the next line.
+        if last_nl + 1 < len(chunk):
+            tail = chunk[last_nl + 1:]
+            if len(tail) > MAX_LINE_BYTES:
+                _too_long(run)
+                skipping = True
+            else:
+                pending, pending_len = [tail], len(tail)
+    if not stopped:
+        if not started and head:
+            problem = _start_problem(head)
+            if problem:
+                out.error(1, "not_utf8", f"{problem}; save the file as uncompressed UTF-8 JSON Lines")
+                stopped = True
+            else:
+                if head.startswith(_BOM):
+                    bom, head = True, head[3:]
+                pending, pending_len = [head], len(head)
+        if not stopped and pending and not skipping:
+            last = b"".join(pending)
+            line(last)
+            run.secrets(last, run.lineno)
+    stats: dict[str, Any] = {"bytes": total, "utf8_bom": bom}
+    if not stopped:
+        stats.update(run.finish(limits))
+        if digest is not None:
+            stats["sha256"] = digest.hexdigest()
+    out.sort()
+    return _report(not out.error_counts, model, info.name, method, out, stats)
+
+
+def _too_long(run: _Run) -> None:
+    run.lineno += 1
+    run.examples += 1
+    run._flush_blank()
+    run.out.error(run.lineno, "line_too_long", f"the line is longer than {MAX_LINE_BYTES:,} bytes "
+                                               f"({MAX_LINE_BYTES >> 20} MiB) and was not read: no example that "
+                                               f"long fits {run.info.name}'s {run.limit:,} tokens; shorten or "
+                                               f"split it")
+
+
+def _report(valid: bool, model: str, base: str | None, method: str, out: _Collector,
+            stats: dict[str, Any]) -> ValidationReport:
+    return ValidationReport(valid=valid, model=model, base_model=base, method=method, errors=out.errors,
+                            warnings=out.warnings, error_counts=out.error_counts,
+                            warning_counts=out.warning_counts, stats=stats)
+
+
+def validate_path(path: str | os.PathLike[str], **kw: Any) -> ValidationReport:
+    """Validates the file at ``path`` (its size is checked before it is read)."""
+    size = os.path.getsize(path)
+    kw.setdefault("size", size)
+    with open(path, "rb") as fh:
+        return validate(fh, **kw)
