@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .clock import iso
-from .state import DeploymentRec, OperationRec, SimError
+from .state import DeploymentRec, OperationRec
 from .web import handles_errors, read_json, sim_of
 
 __all__ = ["routes", "render_deployment"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -133,7 +132,3 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-def now_real() -> float:
-    return time.time()

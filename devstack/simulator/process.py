@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 __all__ = ["SimulatorProcess", "AdminClient", "AdminError"]
 
@@ -139,13 +139,17 @@ class SimulatorProcess:
 
     def __init__(self, *, certs_dir: os.PathLike | str = ".devstack/certs", host: str = "127.0.0.1",
                  port: int = 0, state_file: Optional[os.PathLike | str] = None,
-                 config: Optional[Mapping[str, Any]] = None, log_file: Optional[os.PathLike | str] = None,
-                 startup_timeout: float = 30.0, python: str = sys.executable) -> None:
+                 config: Optional[Mapping[str, Any]] = None, extra_args: Sequence[str] = (),
+                 log_file: Optional[os.PathLike | str] = None, startup_timeout: float = 30.0,
+                 python: str = sys.executable) -> None:
+        """``config`` maps ``SimConfig`` fields to values (``{"job_running_seconds": 6}``); ``extra_args``
+        are more command-line flags (``["--job-running-seconds", "6"]``), appended after them."""
         self.certs_dir = Path(certs_dir)
         self.host = host
         self.port = port
         self.state_file = Path(state_file) if state_file else None
         self.config = dict(config or {})
+        self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
         self.python = python
         self._workdir = Path(tempfile.mkdtemp(prefix="aoai-sim-"))
@@ -165,7 +169,7 @@ class SimulatorProcess:
         for key, value in self.config.items():
             flag = "--" + key.replace("_", "-")
             cmd += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self) -> "SimulatorProcess":
         if self._proc is not None:

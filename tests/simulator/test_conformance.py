@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from .conftest import ACCOUNT_ID, BASE, chat_jsonl
 from .spec_validation import ARM, DATA_PLANE, Conformance

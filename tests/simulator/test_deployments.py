@@ -124,3 +124,21 @@ def test_update_keeps_the_deployment(oai, cs, admin):
     assert updated.system_data.created_at == created.system_data.created_at
     log = admin.requests(method="PUT", path_regex="/deployments/upd$")
     assert [r["status"] for r in log] == [201, 200]
+
+
+def test_retry_after_zero_with_a_zero_polling_interval(sim, admin, conformance):
+    import time
+
+    from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+
+    from devstack.simulator import StaticTokenCredential
+
+    admin.configure(lro_retry_after=0, deployment_create_seconds=0.3)
+    client = CognitiveServicesManagementClient(StaticTokenCredential(), SUB, base_url=sim.url,
+                                               connection_verify=str(sim.ca_path), api_version=ARM_API_VERSION,
+                                               polling_interval=0, raw_response_hook=conformance.azure_hook())
+    started = time.monotonic()
+    assert deploy(client, "zero", BASE).properties.provisioning_state == "Succeeded"
+    assert time.monotonic() - started < 5
+    assert all(r["status"] == 200 for r in admin.requests(path_regex="/operationResults/"))
+    client.close()

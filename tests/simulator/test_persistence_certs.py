@@ -36,7 +36,9 @@ def test_state_file_keeps_files_jobs_deployments_and_the_clock(certs_dir, tmp_pa
         cs.close()
     assert state_file.is_file()
 
-    with SimulatorProcess(certs_dir=certs_dir, state_file=state_file, config=FAST) as second:
+    with SimulatorProcess(certs_dir=certs_dir, state_file=state_file, config=FAST,
+                          extra_args=["--max-running-jobs", "5"]) as second:
+        assert second.admin.config()["max_running_jobs"] == 5
         oai, cs = clients(second)
         assert second.admin.now() >= clock_before  # the 60 s the first run skipped are kept
         assert oai.files.retrieve(training.id).status == "processed"
