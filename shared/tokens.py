@@ -32,7 +32,8 @@ from __future__ import annotations
 import base64
 import gzip
 import threading
-from importlib import resources
+import importlib.util
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import orjson
@@ -92,10 +93,19 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown encoding {name!r}; known: {', '.join(ENCODING_NAMES)}")
 
 
+def _rank_file(name: str) -> Path:
+    # Located without importing bpe_openai: importing it builds both encodings' rank tables in
+    # Python (about 1 s and 100 MB), which the validator's memory budget cannot afford.
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("bpe-openai is not installed: it ships the encodings' rank files")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.tiktoken.gz"
+
+
 def load_mergeable_ranks(name: str) -> dict[bytes, int]:
     """The BPE merge ranks of ``name``, read from the file bpe-openai ships (offline)."""
     _check_name(name)
-    raw = resources.files("bpe_openai.data").joinpath(f"{name}.tiktoken.gz").read_bytes()
+    raw = _rank_file(name).read_bytes()
     ranks: dict[bytes, int] = {}
     b64 = base64.b64decode
     for line in gzip.decompress(raw).splitlines():

@@ -383,7 +383,6 @@ def walk_messages(msgs: Any, ctx: Ctx, ex: Example, *, where: str = "",
                 mu += cu
                 extra += img
                 w.img += img
-            w.img += img
             w.assistants += 1
             if weight:
                 w.trainable += 1

@@ -449,14 +449,15 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
                                                   f"{', '.join(catalogue.known_models(fine_tunable_only=True))}")
         return _report(False, model, info.name, method, out, {})
     if method not in SUPPORTED_METHODS or method not in info.methods:
-        if method not in SUPPORTED_METHODS:
-            why = (f"this validator checks supervised and dpo datasets only, not {method!r}")
+        checkable = [m for m in info.methods if m in SUPPORTED_METHODS]
+        if not checkable:
+            why = (f"{info.name} is trained with {' and '.join(info.methods)} fine-tuning only; this validator "
+                   f"checks supervised and dpo datasets only")
+        elif method not in SUPPORTED_METHODS:
+            why = f"this validator checks supervised and dpo datasets only, not {method!r}"
         else:
-            why = f"{info.name} does not support {method!r} training"
-        supported = ", ".join(info.methods) or "none"
-        note = (f"; {info.name} is trained with reinforcement fine-tuning only, which this validator does not "
-                f"check" if info.methods == ("reinforcement",) else "")
-        out.error(None, "method_not_supported", f"{why} (methods of {info.name}: {supported}){note}")
+            why = f"{info.name} does not support {method!r} training; use {' or '.join(checkable)}"
+        out.error(None, "method_not_supported", why)
         return _report(False, model, info.name, method, out, {})
     if size is not None and size > limits.max_file_bytes:
         out.error(None, "file_too_large", f"the file is {size:,} bytes; files must be at most "
