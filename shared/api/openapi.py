@@ -64,7 +64,6 @@ def _document() -> dict[str, Any]:
                               for slug, (status, title) in PROBLEM_TYPES.items())
     return {
         "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": TITLE, "version": VERSION,
             "description": "Starts, lists, shows and cancels fine-tuning jobs on Azure OpenAI; shows datasets and "
