@@ -74,8 +74,8 @@ def check_fine_tune_file(data: bytes, *, max_bytes: int, min_examples: int) -> F
         examples += 1
         chars += len(line)
     if examples < min_examples:
-        return FileCheck(False, f"Training file has {examples} example(s), but must have at least "
-                                f"{min_examples} examples.", fmt, examples)
+        return FileCheck(False, f"The file has {examples} example(s), but a fine-tuning file must have at "
+                                f"least {min_examples} examples.", fmt, examples)
     return FileCheck(True, None, fmt, examples, max(1, chars // 4))
 
 
