@@ -41,6 +41,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
@@ -451,7 +452,8 @@ def _idempotency_keys(key: str) -> tuple[str, str]:
 
 
 def _claim(now: float) -> dict[str, Any]:
-    return {"claimed_by": worker_id(), "claimed_until": utc_iso(now + CLAIM_SECONDS)}
+    # One claim per request (not per process): two requests with the same key can run in one worker.
+    return {"claimed_by": f"{worker_id()}#{uuid.uuid4().hex[:8]}", "claimed_until": utc_iso(now + CLAIM_SECONDS)}
 
 
 def _start(ctx, plan: dict[str, Any], key: str | None) -> CreateResult:
@@ -473,7 +475,7 @@ def _resume(ctx, row: Row) -> Row:
     created, or create it now. Refuses while another request holds the claim."""
     now = _now()
     until = _parse_time(row.get("claimed_until"))
-    if until > now and row.get("claimed_by") != worker_id():
+    if until > now and row.get("claimed_by"):
         raise JobsError("request-in-progress", f"job {row['id']} is being submitted by another request; retry in a "
                                                f"moment", retry_after=max(1, int(until - now) + 1), job_id=row["id"])
     try:
@@ -559,9 +561,10 @@ def _remove(ctx, row: Row, reason: str) -> None:
         ctx.repos.jobs.delete(row)
     except ConcurrencyError:
         current = ctx.repos.find_job(row["id"])
-        if current is not None and current.get("openai_job_id"):
-            return
         if current is not None:
+            held = current.get("claimed_by") and _parse_time(current.get("claimed_until")) > _now()
+            if current.get("openai_job_id") or (held and current.get("claimed_by") != row.get("claimed_by")):
+                return  # it has a job now, or another request has taken it over
             ctx.repos.jobs.delete(current)
     ctx.repos.close_job(row["id"])
 

@@ -21,6 +21,13 @@ unfinished job, so the monitor's query grows with open jobs, not with history)
     fine_tuned_model, error {code, message, param}, events (recent), metrics, results_blob,
     trained_tokens, created_at, updated_at, finished_at, deployment_name,
     claimed_by, claimed_until, next_attempt_at, attempts, last_error.
+    Written by the Jobs API as well: requested_hyperparameters (as asked; ``hyperparameters``
+    is what Azure reports), openai_status (Azure's raw status), base_job (the job whose model
+    is the base, continuous fine-tuning), seed_generated (the service chose the seed),
+    submitted_at, cancel_requested_at. ``training_dataset``/``validation_dataset`` hold
+    dataset ids (``name@version``). ``deployment`` = {name, sku, capacity, keep_alive, gate}.
+    A ``submitted`` row without ``openai_job_id`` is an intent whose request is running or
+    was interrupted: ``shared.jobs.reconcile_submission`` settles it (adopt or remove).
 
 Deployments (PartitionKey = encoded account, RowKey = encoded deployment name)
     name, account, model, job_id, sku, capacity, keep_alive (redeploy|ping|none),

@@ -157,6 +157,29 @@ def test_timeout_leaves_the_intent_and_a_retry_adopts_the_late_job(api, ctx, sim
     assert len(sim_job_posts(simulator)) == 1
 
 
+def test_concurrent_requests_with_one_key_create_one_job(api, ctx, simulator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds = make_dataset(ctx, f"{MODEL}/race.jsonl")
+    simulator.admin.inject_fault("delay", method="POST", path_regex=r"^/openai/fine_tuning/jobs$", seconds=1)
+    body, headers = {"training_dataset": ds["name"]}, {"Idempotency-Key": "race-1"}
+
+    def post(_):
+        return api.post("/jobs", json=body, headers=headers)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    created = [r for r in answers if r.status_code == 201]
+    busy = [r for r in answers if r.status_code == 409]
+    assert len(created) + len(busy) == 4 and created, [r.text for r in answers]
+    assert all(r.json()["type"].endswith(":request-in-progress") and r.headers["retry-after"] for r in busy)
+    assert len({r.json()["id"] for r in created}) == 1
+    assert len(sim_job_posts(simulator)) == 1 and len(job_rows(ctx)) == 1
+    # Once the first request is done, a retry answers with its job.
+    again = api.post("/jobs", json=body, headers=headers)
+    assert again.status_code == 201 and again.json()["id"] == created[0].json()["id"]
+
+
 def test_monitor_reconciles_rows_left_submitted(ctx, simulator):
     import shared.jobs as jobs
 
