@@ -82,8 +82,11 @@ def test_a_delay_beyond_the_client_timeout_and_the_request_still_takes_effect(si
     admin.inject_fault("delay", method="POST", path_regex="^/openai/fine_tuning/jobs$", seconds=0.8)
     with pytest.raises(openai.APITimeoutError):
         client.fine_tuning.jobs.create(model=BASE, training_file=training.id)
-    time.sleep(1.0)
-    # the service handled it after the client gave up: a retry would create a second job
+    # the service handles it after the client gave up: a retry would create a second job
+    assert client.fine_tuning.jobs.list().data == []  # still held
+    deadline = time.monotonic() + 10
+    while not client.fine_tuning.jobs.list().data and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert len(client.fine_tuning.jobs.list().data) == 1
     client.close()
 
