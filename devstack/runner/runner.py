@@ -170,7 +170,7 @@ class LocalRunner:
 
     # ---- discovery ---------------------------------------------------------------
     def _load(self) -> None:
-        for fn in self.app.get_functions():
+        for fn in _indexed_functions(self.app):
             trigger = fn.get_trigger()
             name = fn.get_function_name()
             user = fn.get_user_function()
@@ -434,6 +434,16 @@ class LocalRunner:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _indexed_functions(app: func.FunctionApp) -> list:
+    """``app.get_functions()`` once per app: the library refuses a second indexing of the
+    same app (it takes the repeated names for duplicates), and the host indexes once."""
+    functions = getattr(app, "_devstack_indexed", None)
+    if functions is None:
+        functions = app.get_functions()
+        app._devstack_indexed = functions  # type: ignore[attr-defined]
+    return functions
 
 
 def load_app(module: str = "function_app", attr: str = "app") -> func.FunctionApp:
