@@ -16,10 +16,10 @@ Exactly once
     a row, Azure OpenAI's job list is searched for the job an earlier attempt may
     have created (same model, training and validation file and seed, created after
     the intent; every job is sent with a seed for this reason, chosen at random when
-    the request names none). A retry with the same key resumes the row; the monitor
-    calls :func:`reconcile_submission` for rows nobody resumed, which adopts the job
-    if Azure has one and otherwise removes the row, so no row claims a job that
-    does not exist.
+    the request names none). A retry with the same key resumes the row; rows nobody
+    resumes are settled by the monitor after a grace period (it adopts the job if
+    Azure has one, else marks the row ``failed`` with ``submission_lost``; a later
+    retry with the same key revives such a row and submits it).
 
     When Azure OpenAI refuses (4xx, 429, 503: nothing was created) the row and its
     open-index row are deleted. When the outcome is unknown (timeout, connection
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "JobsError", "CreateResult", "SERVICE_STATUSES", "OPEN_STATUSES", "TERMINAL_TRAINING_STATUSES",
     "CANCELLABLE_STATUSES", "map_openai_status", "request_hash", "plan_job", "create_job", "cancel_job",
-    "reconcile_submission", "job_view", "job_summary", "CLAIM_SECONDS",
+    "job_view", "job_summary", "CLAIM_SECONDS",
 ]
 
 # This service's job statuses, in life-cycle order.
@@ -478,11 +478,18 @@ def _resume(ctx, row: Row) -> Row:
     if until > now and row.get("claimed_by"):
         raise JobsError("request-in-progress", f"job {row['id']} is being submitted by another request; retry in a "
                                                f"moment", retry_after=max(1, int(until - now) + 1), job_id=row["id"])
+    changes: dict[str, Any] = {**_claim(now), "updated_at": utc_iso(now)}
+    if row.get("status") != "submitted":
+        # The monitor found no job for this interrupted submission and marked it failed
+        # (submission_lost); the client's retry with the same key submits it after all.
+        log.info("Job %s: reviving a %s submission for a retry with its Idempotency-Key", row["id"], row["status"])
+        changes.update({"status": "submitted", "error": None, "reconciled": None, "finished_at": None})
     try:
-        row = ctx.repos.jobs.replace(row, {**_claim(now), "updated_at": utc_iso(now)})
+        row = ctx.repos.jobs.replace(row, changes)
     except ConcurrencyError:
         raise JobsError("request-in-progress", f"job {row['id']} is being submitted by another request; retry in a "
                                                f"moment", retry_after=2, job_id=row["id"]) from None
+    ctx.repos.reopen_job(row["id"])
     try:
         orphan = find_orphan(ctx, row.data)
     except _Unknown as exc:
@@ -532,16 +539,19 @@ def _record(ctx, row: Row, job) -> Row:
                "claimed_by": None, "claimed_until": None, "last_error": None,
                "attempts": int(row.get("attempts") or 0) + 1}
     try:
-        return ctx.repos.jobs.replace(row, changes)
+        recorded = ctx.repos.jobs.replace(row, changes)
     except ConcurrencyError:
         def mutate(current: dict[str, Any]) -> dict[str, Any] | None:
             if current.get("openai_job_id") and current["openai_job_id"] != job.id:
                 log.error("Job %s already records Azure OpenAI job %s; %s is a duplicate", row["id"],
                           current["openai_job_id"], job.id)
                 return None
-            return changes
+            return {**changes, "error": None, "reconciled": None}
 
-        return ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, mutate)
+        recorded = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, mutate)
+    if recorded.get("status") in OPEN_STATUSES:
+        ctx.repos.reopen_job(row["id"])  # in case the monitor closed it while the request ran
+    return recorded
 
 
 def _release(ctx, row: Row, reason: str) -> None:
@@ -567,35 +577,6 @@ def _remove(ctx, row: Row, reason: str) -> None:
                 return  # it has a job now, or another request has taken it over
             ctx.repos.jobs.delete(current)
     ctx.repos.close_job(row["id"])
-
-
-def reconcile_submission(ctx, job_id: str, *, grace_seconds: float = 600) -> str:
-    """For the monitor: settles a ``submitted`` row that has no ``openai_job_id``, was
-    created more than ``grace_seconds`` ago and whose claim has expired. Adopts the
-    Azure OpenAI job an interrupted request created, or removes the row (the client
-    was answered with an error, or never answered, and may retry with its key).
-    Returns ``"adopted"``, ``"removed"``, ``"unchanged"`` (not due, or not such a row)
-    or ``"unavailable"`` (Azure's job list could not be read; try again later)."""
-    row = ctx.repos.find_job(job_id)
-    if row is None or row.get("openai_job_id") or row.get("status") != "submitted":
-        return "unchanged"
-    now = _now()
-    if _parse_time(row.get("claimed_until")) > now or _parse_time(row.get("created_at")) > now - grace_seconds:
-        return "unchanged"
-    try:
-        row = ctx.repos.jobs.replace(row, {**_claim(now), "updated_at": utc_iso(now)})
-    except ConcurrencyError:
-        return "unchanged"
-    try:
-        orphan = find_orphan(ctx, row.data)
-    except _Unknown as exc:
-        _release(ctx, row, exc.reason)
-        return "unavailable"
-    if orphan is not None:
-        _record(ctx, row, orphan)
-        return "adopted"
-    _remove(ctx, row, "the request that wrote it was interrupted before Azure OpenAI created the job")
-    return "removed"
 
 
 # ------------------------------------------------------------------------------- cancel

@@ -26,8 +26,9 @@ unfinished job, so the monitor's query grows with open jobs, not with history)
     is the base, continuous fine-tuning), seed_generated (the service chose the seed),
     submitted_at, cancel_requested_at. ``training_dataset``/``validation_dataset`` hold
     dataset ids (``name@version``). ``deployment`` = {name, sku, capacity, keep_alive, gate}.
-    A ``submitted`` row without ``openai_job_id`` is an intent whose request is running or
-    was interrupted: ``shared.jobs.reconcile_submission`` settles it (adopt or remove).
+    A ``submitted`` row without ``openai_job_id`` is an intent whose request is running (it
+    holds a claim) or was interrupted: the monitor settles it after a grace period; a retry
+    with the same Idempotency-Key resumes it (see shared/jobs.py).
 
 Deployments (PartitionKey = encoded account, RowKey = encoded deployment name)
     name, account, model, job_id, sku, capacity, keep_alive (redeploy|ping|none),

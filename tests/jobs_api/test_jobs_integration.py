@@ -180,30 +180,41 @@ def test_concurrent_requests_with_one_key_create_one_job(api, ctx, simulator):
     assert again.status_code == 201 and again.json()["id"] == created[0].json()["id"]
 
 
-def test_monitor_reconciles_rows_left_submitted(ctx, simulator):
+def test_rows_left_submitted_are_settled_by_the_monitor_and_revived_by_a_retry(api, ctx, simulator):
+    """The contract with the monitor: it adopts the job an interrupted request created, or
+    marks the row failed (submission_lost); a retry with the same key then submits it."""
+    from datetime import datetime, timedelta, timezone
+
     import shared.jobs as jobs
+    from shared.monitor import run_monitor
 
-    ds = make_dataset(ctx, f"{MODEL}/reconcile.jsonl")
-    old = utc_iso(time.time() - 3600)
+    ds = make_dataset(ctx, f"{MODEL}/settle.jsonl")
+    later = datetime.now(timezone.utc) + timedelta(minutes=10)
 
-    # A row whose request died after Azure created the job: adopted.
+    # Interrupted after Azure created the job: adopted.
     plan = jobs.plan_job(ctx, {"training_dataset": ds["name"]}, new_job_id())
     created = jobs._create_at_azure(ctx, plan)
-    ctx.repos.insert_job({**plan, "created_at": old})
-    assert jobs.reconcile_submission(ctx, plan["id"]) == "adopted"
-    row = ctx.repos.get_job(plan["id"])
-    assert row["openai_job_id"] == created.id and row["status"] == "pending"
+    ctx.repos.insert_job(plan)
+    # Interrupted before Azure was called, with an Idempotency-Key bound to it.
+    body = {"training_dataset": ds["name"], "suffix": "lost"}
+    lost = jobs.plan_job(ctx, body, new_job_id())
+    ctx.repos.idempotency.insert({"PartitionKey": "lost-1", "RowKey": "key", "key": "lost-1", "job_id": lost["id"],
+                                  "request_hash": jobs.request_hash(body), "created_at": utc_iso()})
+    ctx.repos.insert_job({**lost, "idempotency_key": "lost-1"})
 
-    # A row whose request died before Azure was called: removed, with its open-index row.
-    plan2 = jobs.plan_job(ctx, {"training_dataset": ds["name"]}, new_job_id())
-    ctx.repos.insert_job({**plan2, "created_at": old})
-    assert jobs.reconcile_submission(ctx, plan2["id"]) == "removed"
-    assert ctx.repos.find_job(plan2["id"]) is None and plan2["id"] not in ctx.repos.open_job_ids()
+    run_monitor(ctx, now=later)
+    adopted = ctx.repos.get_job(plan["id"])
+    assert adopted["openai_job_id"] == created.id
+    failed = ctx.repos.get_job(lost["id"])
+    assert failed["status"] == "failed" and not failed.get("openai_job_id")
+    assert lost["id"] not in ctx.repos.open_job_ids()
+    assert len(sim_job_posts(simulator)) == 1
 
-    # A fresh row (its request may still be running) is left alone.
-    plan3 = jobs.plan_job(ctx, {"training_dataset": ds["name"]}, new_job_id())
-    ctx.repos.insert_job(plan3)
-    assert jobs.reconcile_submission(ctx, plan3["id"]) == "unchanged"
+    r = api.post("/jobs", json=body, headers={"Idempotency-Key": "lost-1"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == lost["id"] and r.json()["status"] == "pending" and r.json()["error"] is None
+    assert lost["id"] in ctx.repos.open_job_ids()
+    assert len(sim_job_posts(simulator)) == 2
 
 
 def test_continuous_fine_tuning_from_a_job_of_this_service(api, ctx, simulator):
