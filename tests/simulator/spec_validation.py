@@ -11,6 +11,7 @@ simulator sends on purpose are listed in ``ALLOWED_EXTRAS``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -21,7 +22,12 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPECS = Path(__file__).parent / "specs"
+# The published API descriptions, given beside the checkout (read-only, present in CI too).
+# SPECS_DIR overrides the location.
+SPECS = Path(os.environ.get("SPECS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "specs" / "azure-openai")
+if not SPECS.is_dir():
+    raise RuntimeError(f"the published API descriptions are not at {SPECS}: the conformance tests need "
+                       f"../shared/specs/azure-openai beside the checkout (or SPECS_DIR)")
 DATA_PLANE = SPECS / "data-plane/AzureOpenAI/authoring/preview/2025-04-01-preview/azureopenai.json"
 ARM = SPECS / "resource-manager/Microsoft.CognitiveServices/stable/2025-06-01/cognitiveservices.json"
 
