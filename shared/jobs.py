@@ -53,14 +53,16 @@ from .state.tables import AlreadyExistsError, ConcurrencyError, Row
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "JobsError", "CreateResult", "SERVICE_STATUSES", "OPEN_STATUSES", "TERMINAL_TRAINING_STATUSES",
+    "JobsError", "CreateResult", "SERVICE_STATUSES", "RECORDED_STATUSES", "OPEN_STATUSES", "TERMINAL_TRAINING_STATUSES",
     "CANCELLABLE_STATUSES", "map_openai_status", "request_hash", "plan_job", "create_job", "cancel_job",
     "job_view", "job_summary", "CLAIM_SECONDS",
 ]
 
 # This service's job statuses, in life-cycle order.
 SERVICE_STATUSES = ("submitted", "pending", "queued", "validating_files", "running", "paused", "succeeded",
-                    "failed", "cancelled", "deploying", "deployed", "deploy_blocked", "gate_failed")
+                    "failed", "cancelled", "deploying", "deployed", "deploy_blocked", "deploy_failed", "gate_failed")
+# The monitor records Azure's status as it reads it, so a row may also hold these.
+RECORDED_STATUSES = SERVICE_STATUSES + ("created", "pausing", "resuming")
 TERMINAL_TRAINING_STATUSES = ("succeeded", "failed", "cancelled")
 OPEN_STATUSES = ("submitted", "pending", "queued", "validating_files", "running", "paused", "succeeded",
                  "deploying")
@@ -556,8 +558,9 @@ def _record(ctx, row: Row, job) -> Row:
 
 def _release(ctx, row: Row, reason: str) -> None:
     """Leaves the intent for a retry or the monitor: claim released, reason kept."""
+    error = {"kind": "unknown_outcome", "message": reason, "at": utc_iso(), "during": "creating the job"}
     try:
-        ctx.repos.jobs.replace(row, {"claimed_by": None, "claimed_until": None, "last_error": reason,
+        ctx.repos.jobs.replace(row, {"claimed_by": None, "claimed_until": None, "last_error": error,
                                      "attempts": int(row.get("attempts") or 0) + 1, "updated_at": utc_iso()})
     except ConcurrencyError:
         log.warning("Job %s changed while releasing its claim", row["id"])
@@ -638,6 +641,15 @@ def _time(value: Any) -> str | None:
     return str(value)
 
 
+def error_object(value: Any) -> dict[str, Any] | None:
+    """A recorded error as an object (stages write a dict; older rows may hold text)."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, Mapping):
+        return dict(value)
+    return {"message": str(value)}
+
+
 def _hyperparameters(hp: Any) -> dict[str, Any]:
     if not isinstance(hp, Mapping):
         return {}
@@ -692,7 +704,7 @@ def job_view(row: Row | Mapping[str, Any], deployment: Row | None = None) -> dic
         "training_type": data.get("training_type"),
         "trained_tokens": data.get("trained_tokens"),
         "error": dict(error) if error else None,
-        "last_error": data.get("last_error"),
+        "last_error": error_object(data.get("last_error")),
         "events": list(events)[-20:] if isinstance(events, list) else [],
         "metrics": data.get("metrics") if isinstance(data.get("metrics"), Mapping) else None,
         "results_blob": data.get("results_blob"),

@@ -142,7 +142,7 @@ def create_job(ctx_factory, request: Request, params) -> Response:
 
 
 def list_jobs(ctx_factory, request: Request, params) -> Response:
-    statuses = _statuses(request, jobs.SERVICE_STATUSES)
+    statuses = _statuses(request, jobs.RECORDED_STATUSES)
     limit = _limit(request)
     query = _fingerprint("jobs", statuses)
     token = decode_token(request, query)
@@ -299,6 +299,11 @@ def _deployment_view(ctx, row: Row) -> dict[str, Any]:
     for k in ("capacity", "redeploys", "pings", "restores"):
         if out.get(k) is not None:
             out[k] = int(out[k])
+    if "last_error" in out:
+        out["last_error"] = jobs.error_object(out["last_error"])
+    for k in ("hosting_hours", "estimated_cost_usd"):
+        if out.get(k) is not None:
+            out[k] = float(out[k])
     return out
 
 
@@ -414,7 +419,7 @@ OPERATIONS: list[Operation] = [
                                       "Idempotent-Replayed": {"schema": {"type": "string"}}},
                                 409: _RETRY, 503: _RETRY}),
     Operation("GET", "/jobs", "listJobs", "List jobs, newest first", list_jobs, tag="jobs",
-              parameters=[_status_param(jobs.SERVICE_STATUSES), _LIMIT, _CONT],
+              parameters=[_status_param(jobs.RECORDED_STATUSES), _LIMIT, _CONT],
               responses={200: ("A page of jobs", "JobList"), 400: ("Bad parameter", _P)}),
     Operation("GET", "/jobs/{id}", "getJob", "A job: status, hyperparameters, events, metrics, deployment",
               get_job, tag="jobs", path_schemas={"id": {"type": "string", "pattern": schemas.JOB_ID_PATTERN}},

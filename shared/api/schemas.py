@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jobs import SERVICE_STATUSES, TRAINING_TYPES
+from ..jobs import RECORDED_STATUSES, TRAINING_TYPES
 
 SUFFIX_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 DEPLOYMENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
@@ -24,6 +24,9 @@ _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _TIME = {"type": ["string", "null"], "description": "UTC time, ISO 8601"}
+_LAST_ERROR = {"type": ["object", "null"], "description": "The last transient error a stage recorded",
+               "properties": {"message": {"type": ["string", "null"]}, "kind": {"type": ["string", "null"]},
+                              "at": {"type": ["string", "null"]}}}
 
 
 def _auto(schema: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +119,7 @@ _HP_VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}]}
 
 JOB_SUMMARY_PROPERTIES = {
     "id": {"type": "string"},
-    "status": {"enum": list(SERVICE_STATUSES)},
+    "status": {"enum": list(RECORDED_STATUSES)},
     "openai_job_id": _STR_OR_NULL,
     "base_model": _STR_OR_NULL,
     "method": _STR_OR_NULL,
@@ -149,7 +152,7 @@ JOB = {
         "trained_tokens": _INT_OR_NULL,
         "error": {"type": ["object", "null"], "properties": {"code": _STR_OR_NULL, "message": _STR_OR_NULL,
                                                              "param": _STR_OR_NULL}},
-        "last_error": _STR_OR_NULL,
+        "last_error": _LAST_ERROR,
         "events": {"type": "array", "items": {"type": "object"}},
         "metrics": {"type": ["object", "null"]},
         "results_blob": _STR_OR_NULL,
@@ -241,7 +244,7 @@ DEPLOYMENT_PROPERTIES = {
     "redeploys": _INT_OR_NULL,
     "pings": _INT_OR_NULL,
     "restores": _INT_OR_NULL,
-    "last_error": _STR_OR_NULL,
+    "last_error": _LAST_ERROR,
     "updated_at": _TIME,
 }
 
