@@ -494,3 +494,26 @@ def test_openapi_document_is_served_and_covers_every_route(api, runner, checker)
     for path in doc["paths"]:
         sample = "/" + path.strip("/").replace("{id}", new_job_id()).replace("{name}", "some-name")
         assert any(rx.fullmatch(sample) for rx in function_routes), path
+
+
+def test_a_deployment_made_by_the_monitor_is_shown_and_its_policy_changed(api, ctx, simulator):
+    from shared.monitor import run_monitor
+
+    ds = make_dataset(ctx, f"{MODEL}/deployed.jsonl")
+    job = api.post("/jobs", json={"training_dataset": ds["name"], "suffix": "live",
+                                  "deployment": {"keep_alive": "ping"}}).json()
+    name = job["deployment"]["name"]
+    deadline = time.monotonic() + 30
+    while ctx.repos.get_job(job["id"])["status"] != "deployed":
+        assert time.monotonic() < deadline, ctx.repos.get_job(job["id"]).data
+        run_monitor(ctx)
+        time.sleep(0.3)
+    shown = api.get(f"/jobs/{job['id']}").json()
+    assert shown["status"] == "deployed" and shown["deployment"]["name"] == name
+    assert shown["deployment"]["state"] and shown["deployment"]["model"] == shown["fine_tuned_model"]
+    d = api.get(f"/deployments/{name}").json()
+    assert d["keep_alive"] == "ping" and d["model"] == shown["fine_tuned_model"] and d["idle_deadline"]
+    assert name in [x["name"] for x in api.get("/deployments").json()["items"]]
+    r = api.patch(f"/deployments/{name}", json={"keep_alive": "redeploy"})
+    assert r.status_code == 200 and r.json()["keep_alive"] == "redeploy"
+    assert ctx.repos.get_job(job["id"])["deployment"]["keep_alive"] == "redeploy"
