@@ -43,8 +43,8 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Mapping
 
 from .catalogue import UnknownModelError, base_model_of, load_catalogue
 from .state.repos import Repositories, new_job_id, utc_iso, worker_id

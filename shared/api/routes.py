@@ -9,7 +9,7 @@ import json
 import logging
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from .. import jobs
 from ..jobs import JobsError
