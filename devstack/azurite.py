@@ -101,11 +101,15 @@ class Azurite:
                 time.sleep(0.1)
         return self
 
-    def stop(self, remove_data: bool | None = None) -> None:
+    def stop(self, remove_data: bool | None = None, grace: float = 3.0) -> None:
+        """Asks Azurite to exit; it waits for clients' keep-alive connections to close,
+        which SDK connection pools never do, so after ``grace`` seconds it is killed. (It
+        writes each change to its files as it happens, and its table metadata at least
+        every 5 s: a caller that must keep recent table writes waits that long first.)"""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
