@@ -4,57 +4,16 @@ way intake makes them (a file uploaded to the simulator and a Datasets row)."""
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 import time
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .openapi_check import OpenApiChecker
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gpt-4o-mini-2024-07-18"
-FAST_SIM = {"file_processing_seconds": 0.2, "job_pending_seconds": 0.5, "job_running_seconds": 1.5,
-            "lro_retry_after": 0.1}
-
-
-@pytest.fixture(scope="session")
-def simulator(tmp_path_factory):
-    """The simulator, started whichever way its launcher takes settings (command-line
-    arguments or a config mapping): the shared fixture and the launcher are being
-    changed by others at the moment."""
-    from devstack.simulator.process import SimulatorProcess
-
-    kwargs: dict[str, Any] = {"certs_dir": tmp_path_factory.mktemp("certs"),
-                              "log_file": tmp_path_factory.mktemp("simlogs") / "simulator.log"}
-    params = inspect.signature(SimulatorProcess).parameters
-    if "config" in params:
-        kwargs["config"] = FAST_SIM
-    else:
-        kwargs["extra_args"] = [x for k, v in FAST_SIM.items() for x in ("--" + k.replace("_", "-"), str(v))]
-    sim = SimulatorProcess(**kwargs)
-    sim.start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def runner(app_env):
-    """The local runner over the real function_app (HTTP only). Unlike the shared fixture it
-    can run once per test: azure-functions 1.26's ``get_functions()`` refuses a second call
-    on the same app object (it remembers the names it validated), so that memory is cleared."""
-    from devstack.runner import LocalRunner, load_app
-
-    app = load_app()
-    app.functions_bindings = {}
-    r = LocalRunner(app, env=app_env, host_json=ROOT / "host.json", enable_timers=False, enable_blobs=False)
-    r.start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="session")
