@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Mapping
 
-from .azurite import Azurite
+from .azurite import Azurite, AzuriteEndpoints, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
@@ -45,8 +45,9 @@ class LocalStack:
 
     def __init__(self, *, http_port: int = 7071, sim_args: list[str] | None = None,
                  env_overrides: Mapping[str, str] | None = None, state_dir: Path = STATE_DIR,
-                 keep_data: bool = False) -> None:
+                 keep_data: bool = False, well_known_ports: bool = False) -> None:
         self.http_port = http_port
+        self.well_known_ports = well_known_ports
         self.sim_args = sim_args or []
         self.env_overrides = dict(env_overrides or {})
         self.state_dir = state_dir
@@ -61,9 +62,14 @@ class LocalStack:
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         location = self.state_dir / "azurite" if self.keep_data else None
-        self.azurite = Azurite(location=location, log_file=self.state_dir / "azurite.log").start()
+        ports = None
+        if self.well_known_ports and all(port_free(p) for p in (10000, 10001, 10002)):
+            ports = AzuriteEndpoints(10000, 10001, 10002)  # the ports local.settings.sample.json names
+        self.azurite = Azurite(location=location, ports=ports, log_file=self.state_dir / "azurite.log").start()
+        sim_port = 8443 if self.well_known_ports and port_free(8443) else 0
         log.info("Azurite: blobs %s, tables %s", self.azurite.endpoints.blob_url, self.azurite.endpoints.table_url)
-        self.simulator = SimulatorProcess(certs_dir=self.state_dir / "certs", extra_args=self.sim_args,
+        self.simulator = SimulatorProcess(certs_dir=self.state_dir / "certs", port=sim_port, extra_args=self.sim_args,
+                                          state_file=self.state_dir / "simulator-state.json" if self.keep_data else None,
                                           log_file=self.state_dir / "simulator.log").start()
         log.info("Simulator (Azure OpenAI + ARM + metrics): %s", self.simulator.url)
         self.env = stack_env(self.azurite.endpoints.connection_string, self.simulator.url,
@@ -122,7 +128,7 @@ class LocalStack:
 def run_forever(http_port: int = 7071) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalStack(http_port=http_port, keep_data=True) as stack:
+    with LocalStack(http_port=http_port, keep_data=True, well_known_ports=True) as stack:
         print(f"Local stack is up. HTTP API: {stack.runner.base_url}", flush=True)
         print(f"Drop datasets into container '{stack.env.get('DATASETS_CONTAINER', 'datasets')}' at "
               f"{stack.azurite.endpoints.blob_url}. Ctrl-C stops everything.", flush=True)
