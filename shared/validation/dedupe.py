@@ -21,62 +21,63 @@ __all__ = ["DigestTable"]
 
 
 class DigestTable:
-    __slots__ = ("_keys", "_lines", "_mask", "_used", "_limit", "_max_slots", "complete")
+    __slots__ = ("keys", "lines", "mask", "room", "_max_slots", "complete")
 
-    def __init__(self, initial_slots: int = 1 << 12, max_slots: int = 1 << 21):
+    def __init__(self, initial_slots: int = 1 << 16, max_slots: int = 1 << 21):
         if initial_slots & (initial_slots - 1) or max_slots & (max_slots - 1):
             raise ValueError("slot counts must be powers of two")
         self._max_slots = max_slots
-        self._alloc(min(initial_slots, max_slots))
-        self._used = 0
         self.complete = True
+        self._alloc(min(initial_slots, max_slots), 0)
 
-    def _alloc(self, slots: int) -> None:
-        self._keys = array("q", [0]) * slots
-        self._lines = array("I", [0]) * slots
-        self._mask = slots - 1
-        self._limit = slots * 3 // 4
+    def _alloc(self, slots: int, used: int) -> None:
+        # keys: digests (0 = empty slot); lines: where each was first seen. ``room`` counts the
+        # insertions left before the table is 3/4 full (the validator's inlined probe reads these).
+        self.keys = array("q", [0]) * slots
+        self.lines = array("I", [0]) * slots
+        self.mask = slots - 1
+        self.room = slots * 3 // 4 - used
 
     @property
     def slots(self) -> int:
-        return self._mask + 1
+        return self.mask + 1
 
     @property
     def nbytes(self) -> int:
-        return self.slots * (self._keys.itemsize + self._lines.itemsize)
+        return self.slots * (self.keys.itemsize + self.lines.itemsize)
 
     def __len__(self) -> int:
-        return self._used
+        return self.slots * 3 // 4 - self.room
 
     def add(self, digest: int, line: int) -> int:
         """Record ``digest`` seen on ``line``; return the line it was first seen on, or 0."""
         if digest == 0:
             digest = 1
-        keys = self._keys
-        mask = self._mask
+        keys = self.keys
+        mask = self.mask
         i = digest & mask
         while True:
             k = keys[i]
             if k == 0:
                 break
             if k == digest:
-                return self._lines[i]
+                return self.lines[i]
             i = (i + 1) & mask
-        if self._used >= self._limit:
+        if self.room <= 0:
             if self.slots >= self._max_slots:
                 self.complete = False
                 return 0
             self._grow()
             return self.add(digest, line)
         keys[i] = digest
-        self._lines[i] = line
-        self._used += 1
+        self.lines[i] = line
+        self.room -= 1
         return 0
 
     def _grow(self) -> None:
-        old_keys, old_lines = self._keys, self._lines
-        self._alloc(self.slots * 2)
-        keys, lines, mask = self._keys, self._lines, self._mask
+        old_keys, old_lines = self.keys, self.lines
+        self._alloc(self.slots * 2, len(self))
+        keys, lines, mask = self.keys, self.lines, self.mask
         for j in range(len(old_keys)):
             k = old_keys[j]
             if k:

@@ -2,16 +2,28 @@
 
 Each checker takes one parsed line (a dict) and raises :class:`Bad` for the
 first problem it finds, with a message that says what to fix. On success it
-returns an :class:`Example` with what the statistics and the token check need:
-upper bounds and cheap estimates of the example's tokens, and the example's
-messages for an exact count when the bound does not rule out a violation.
+returns a :data:`Summary` tuple with what the statistics need:
 
-Message numbers count from 1 within the example's ``messages`` list
-("assistant message 2" is the second message of the list, an assistant one).
+``(chars, assistant_chars, overhead, assistant_overhead, system, warnings, image_tokens)``
+
+- ``chars``: characters of the text a token count covers (``assistant_chars``:
+  of the trainable assistant messages); the validator turns them into a cheap
+  token estimate with the UTF-8 bytes per character it samples;
+- ``overhead``: the tokens that are not text (3 per message plus the role, 3 per
+  tool call, 1 per name, the reply priming, images; ``tools`` at 4 bytes a token);
+- ``system``: the example's first system message, for the consistency warnings;
+- ``warnings``: ``[(code, message), ...]`` or None;
+- ``image_tokens``: the flat per-image figure times the images.
+
+The common chat example (only ``role`` and ``content`` strings) takes a fast
+path of a few operations per message; anything else takes the full walk,
+which owns the error messages. Message numbers count from 1 within the
+example's ``messages`` list ("assistant message 2" is the second message of
+the list, an assistant one).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import orjson
 
@@ -19,7 +31,10 @@ from ..catalogue import ModelInfo
 from ..tokens import (IMAGE_TOKENS_ESTIMATE, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TOKENS_PER_TOOL_CALL,
                       TOKENS_REPLY_PRIMING, count_chat_tokens, count_message_tokens, count_tokens)
 
-__all__ = ["Bad", "Example", "check_chat", "check_completion", "check_dpo"]
+__all__ = ["Bad", "Ctx", "Summary", "check_chat", "check_completion", "check_dpo", "count_example",
+           "text_sizes", "utf8_bound"]
+
+Summary = Tuple[int, int, int, int, Optional[str], Optional[list], int]
 
 ROLES = frozenset(("system", "user", "assistant", "tool"))
 LEGACY_ROLES = frozenset(("function",))
@@ -30,6 +45,7 @@ COMPLETION_KEYS = frozenset(("prompt", "completion"))
 DPO_KEYS = frozenset(("input", "preferred_output", "non_preferred_output"))
 DPO_INPUT_KEYS = frozenset(("messages", "tools", "parallel_tool_calls", "functions"))
 IMAGE_PART_TYPES = frozenset(("image_url",))
+_PER_MESSAGE = TOKENS_PER_MESSAGE + 1  # overhead + the role's token (each role is one token)
 
 
 class Bad(Exception):
@@ -39,45 +55,6 @@ class Bad(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class Example:
-    """What one valid example contributes to the report."""
-
-    __slots__ = ("bound", "estimate", "assistant_estimate", "system", "warnings", "kind", "obj", "image_tokens")
-
-    def __init__(self, kind: str, obj: dict) -> None:
-        self.kind = kind  # "chat" | "completion" | "dpo": how to count its tokens exactly
-        self.obj = obj
-        self.bound = 0  # its tokens cannot exceed this (see ``_Walk``)
-        self.estimate = 0  # cheap estimate of its tokens (UTF-8 bytes / 4 + overheads)
-        self.assistant_estimate = 0
-        self.system: str | None = None  # first system message's text, for the consistency warnings
-        self.image_tokens = 0  # the flat per-image figure times the images (not in the line's bytes)
-        self.warnings: list[tuple[str, str]] | None = None
-
-    def warn(self, code: str, message: str) -> None:
-        if self.warnings is None:
-            self.warnings = []
-        self.warnings.append((code, message))
-
-    def count(self, encoding: str) -> tuple[int, int]:
-        """Exact (tokens, trainable assistant tokens) with ``encoding``."""
-        obj = self.obj
-        if self.kind == "chat":
-            msgs = obj["messages"]
-            total = count_chat_tokens(msgs, encoding, tools=obj.get("tools"), functions=obj.get("functions"))
-            assistant = sum(count_message_tokens(m, encoding) for m in msgs
-                            if m.get("role") == "assistant" and m.get("weight", 1))
-            return total, assistant
-        if self.kind == "completion":
-            c = count_tokens(obj["completion"], encoding)
-            return count_tokens(obj["prompt"], encoding) + c, c
-        inp = obj["input"]
-        base = count_chat_tokens(inp["messages"], encoding, tools=inp.get("tools"), functions=inp.get("functions"))
-        outs = [sum(count_message_tokens(m, encoding) for m in obj[key])
-                for key in ("preferred_output", "non_preferred_output")]
-        return base + max(outs), sum(outs)
 
 
 def _jtype(value: Any) -> str:
@@ -105,77 +82,51 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 class Ctx:
-    """What the checkers share across one run: the model, and the calibration of the
-    cheap token estimate (UTF-8 bytes per character of non-ASCII strings, sampled)."""
+    """What the checkers share across one run."""
 
-    __slots__ = ("info", "sample_chars", "sample_bytes", "examples")
+    __slots__ = ("info",)
 
     def __init__(self, info: ModelInfo):
         self.info = info
-        self.sample_chars = 0
-        self.sample_bytes = 0
-        self.examples = 0  # fast-path examples with non-ASCII text seen (every 64th is sampled)
-
-    def sample(self, s: str) -> None:
-        self.sample_chars += len(s)
-        self.sample_bytes += len(s.encode("utf-8", "surrogatepass"))
-
-    def sample_messages(self, msgs: list) -> None:
-        for m in msgs:
-            c = m.get("content")
-            if type(c) is str and not c.isascii():
-                self.sample(c)
-
-    @property
-    def bytes_per_char(self) -> float:
-        """UTF-8 bytes per character of non-ASCII strings (2.0 until measured)."""
-        return self.sample_bytes / self.sample_chars if self.sample_chars else 2.0
 
 
 class _Walk:
-    """Sizes of the text a token count covers: ``a`` characters of ASCII strings (one byte
-    each) and ``u`` characters of other strings (at most four UTF-8 bytes each); ``extra``
-    counts tokens that are not text (per-call overheads, names, images)."""
+    """What a walk over a list of messages found."""
 
-    __slots__ = ("a", "u", "nmsg", "extra", "aa", "au", "amsg", "aextra", "assistants", "trainable",
-                 "system", "last_role", "calls", "img")
+    __slots__ = ("chars", "nmsg", "extra", "achars", "amsg", "aextra", "assistants", "trainable",
+                 "system", "last_role", "img", "warnings")
 
-    def __init__(self) -> None:
-        self.a = self.u = self.nmsg = self.extra = self.img = 0
-        self.aa = self.au = self.amsg = self.aextra = 0
-        self.assistants = self.trainable = self.calls = 0
+    def __init__(self, warnings: list | None) -> None:
+        self.chars = self.nmsg = self.extra = self.img = 0
+        self.achars = self.amsg = self.aextra = 0
+        self.assistants = self.trainable = 0
         self.system: str | None = None
         self.last_role: str | None = None
+        self.warnings = warnings
 
-    def bound(self) -> int:
-        return self.a + 4 * self.u + _PER_MESSAGE * self.nmsg + self.extra
+    def warn(self, code: str, message: str) -> None:
+        if self.warnings is None:
+            self.warnings = []
+        self.warnings.append((code, message))
 
-    def estimate(self, r: float) -> int:
-        return int((self.a + self.u * r) / 4) + _PER_MESSAGE * self.nmsg + self.extra
+    @property
+    def overhead(self) -> int:
+        return _PER_MESSAGE * self.nmsg + self.extra
 
-    def assistant_estimate(self, r: float) -> int:
-        return int((self.aa + self.au * r) / 4) + _PER_MESSAGE * self.amsg + self.aextra
-
-
-def _text(s: str, ctx: Ctx) -> tuple[int, int]:
-    n = len(s)
-    if s.isascii():
-        return n, 0
-    if n & 31 == 7:
-        ctx.sample(s)
-    return 0, n
+    @property
+    def assistant_overhead(self) -> int:
+        return _PER_MESSAGE * self.amsg + self.aextra
 
 
-def _content(i: int, role: str, content: Any, ctx: Ctx, where: str) -> tuple[int, int, int]:
-    """Checks a message's content; returns (ASCII chars, other chars, image tokens)."""
+def _content(i: int, role: str, content: Any, info: ModelInfo, where: str) -> tuple[int, int]:
+    """Checks a message's content; returns (characters of its text, image tokens)."""
     if type(content) is str:
-        a, u = _text(content, ctx)
-        return a, u, 0
+        return len(content), 0
     if type(content) is list:
         if not content:
             raise Bad("empty_content", f"{where}{role} message {i} has an empty content list; "
                                        f"write the message's text")
-        a = u = images = 0
+        chars = images = 0
         for j, part in enumerate(content, 1):
             if type(part) is not dict:
                 raise Bad("invalid_content_part", f"{where}{role} message {i}, content part {j} is "
@@ -188,11 +139,8 @@ def _content(i: int, role: str, content: Any, ctx: Ctx, where: str) -> tuple[int
                     raise Bad("invalid_content_part", f'{where}{role} message {i}, content part {j} has '
                                                       f'"type": "text" but "text" is {_jtype(text)}; '
                                                       f"it must be a string")
-                ta, tu = _text(text, ctx)
-                a += ta
-                u += tu
+                chars += len(text)
             elif kind in IMAGE_PART_TYPES:
-                info = ctx.info
                 if role != "user":
                     raise Bad("images_not_supported", f"{where}{role} message {i} has an image; "
                                                       f"images are allowed in user messages only")
@@ -211,13 +159,13 @@ def _content(i: int, role: str, content: Any, ctx: Ctx, where: str) -> tuple[int
                 raise Bad("invalid_content_part", f'{where}{role} message {i}, content part {j} has "type": '
                                                   f'{_short(kind)}; use "text" (or "image_url" in user '
                                                   f"messages)")
-        return a, u, images * IMAGE_TOKENS_ESTIMATE
+        return chars, images * IMAGE_TOKENS_ESTIMATE
     raise Bad("invalid_content", f'{where}{role} message {i} has "content" of {_jtype(content)}; it must '
                                  f"be a string or a list of content parts")
 
 
-def _tool_call(call: Any, i: int, j: int, ctx: Ctx, where: str) -> tuple[str, int, int]:
-    """Checks one tool call; returns (its id, ASCII chars, other chars of id, name and arguments)."""
+def _tool_call(call: Any, i: int, j: int, where: str) -> tuple[str, int]:
+    """Checks one tool call; returns (its id, characters of its name and arguments)."""
     if type(call) is not dict:
         raise Bad("invalid_tool_call", f"{where}assistant message {i}, tool call {j} is {_jtype(call)}, "
                                        f"not an object")
@@ -232,12 +180,10 @@ def _tool_call(call: Any, i: int, j: int, ctx: Ctx, where: str) -> tuple[str, in
     if type(fn) is not dict:
         raise Bad("invalid_tool_call", f'{where}assistant message {i}, tool call {j} has no "function" '
                                        f'object with "name" and "arguments"')
-    a, u = _function(fn, f"{where}assistant message {i}, tool call {j}", ctx)
-    ia, iu = _text(cid, ctx)
-    return cid, a + ia, u + iu
+    return cid, _function(fn, f"{where}assistant message {i}, tool call {j}")
 
 
-def _function(fn: dict, label: str, ctx: Ctx) -> tuple[int, int]:
+def _function(fn: dict, label: str) -> int:
     name = fn.get("name")
     if type(name) is not str or not name:
         raise Bad("invalid_tool_call", f'{label} has no function "name"')
@@ -250,9 +196,7 @@ def _function(fn: dict, label: str, ctx: Ctx) -> tuple[int, int]:
     except orjson.JSONDecodeError as exc:
         raise Bad("invalid_tool_arguments", f'{label} ({name}): "arguments" is not valid JSON '
                                             f"({exc}): {_short(args)}") from None
-    na, nu = _text(name, ctx)
-    aa, au = _text(args, ctx)
-    return na + aa, nu + au
+    return len(name) + len(args)
 
 
 def _weight(m: dict, i: int, role: str, where: str) -> int:
@@ -266,10 +210,9 @@ def _weight(m: dict, i: int, role: str, where: str) -> int:
     return int(w)
 
 
-def walk_messages(msgs: Any, ctx: Ctx, ex: Example, *, where: str = "",
+def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                   only_assistant: str | None = None) -> _Walk:
-    """Checks a list of chat messages; ``only_assistant`` names the key of a DPO output list."""
-    w = _Walk()
+    """Checks a list of chat messages into ``w``; ``only_assistant`` names a DPO output list."""
     key = only_assistant or "messages"
     if type(msgs) is not list:
         code = "messages_not_list" if only_assistant is None else f"invalid_{only_assistant}"
@@ -278,36 +221,7 @@ def walk_messages(msgs: Any, ctx: Ctx, ex: Example, *, where: str = "",
         code = "empty_messages" if only_assistant is None else f"invalid_{only_assistant}"
         raise Bad(code, f'{where}"{key}" is an empty list; add the messages')
     open_calls: dict[str, int] | None = None
-    a = u = nmsg = 0
-    last_role = None
     for i, m in enumerate(msgs, 1):
-        # Fast path: {"role": "system" | "user" | "assistant", "content": "non-empty text"}.
-        if type(m) is dict and len(m) == 2 and not open_calls and only_assistant is None:
-            content = m.get("content")
-            role = m.get("role")
-            if type(content) is str and content and (role == "user" or role == "assistant" or role == "system"):
-                n = len(content)
-                if content.isascii():
-                    a += n + len(role)
-                    if role == "assistant":
-                        w.aa += n
-                else:
-                    a += len(role)
-                    u += n
-                    if n & 31 == 7:
-                        ctx.sample(content)
-                    if role == "assistant":
-                        w.au += n
-                if role == "assistant":
-                    w.assistants += 1
-                    w.trainable += 1
-                    w.amsg += 1
-                elif role == "system" and w.system is None:
-                    w.system = content
-                nmsg += 1
-                last_role = role
-                continue
-        # Slow path: every rule, with a message that says what to fix.
         if type(m) is not dict:
             raise Bad("message_not_object", f"{where}message {i} of \"{key}\" is {_jtype(m)}; write it as "
                                             f'{{"role": "...", "content": "..."}}')
@@ -327,18 +241,15 @@ def walk_messages(msgs: Any, ctx: Ctx, ex: Example, *, where: str = "",
                                               f'answered; add a "tool" message with "tool_call_id" for each call')
         if not MESSAGE_KEYS.issuperset(m):
             unknown = sorted(str(k) for k in m if k not in MESSAGE_KEYS)
-            ex.warn("unknown_key", f"{where}{role} message {i} has unknown key(s) {', '.join(unknown)}")
+            w.warn("unknown_key", f"{where}{role} message {i} has unknown key(s) {', '.join(unknown)}")
         weight = _weight(m, i, role, where) if "weight" in m else 1
-        ma, mu = len(role), 0
-        extra = 0
+        chars = extra = img = 0
         name = m.get("name")
         if name is not None:
             if type(name) is not str or not name:
                 raise Bad("invalid_name", f'{where}{role} message {i} has "name": {_short(name)}; it must be '
                                           f"a non-empty string")
-            na, nu = _text(name, ctx)
-            ma += na
-            mu += nu
+            chars += len(name)
             extra += TOKENS_PER_NAME
         content = m.get("content")
         if role == "assistant":
@@ -348,48 +259,40 @@ def walk_messages(msgs: Any, ctx: Ctx, ex: Example, *, where: str = "",
                 if type(calls) is not list or not calls:
                     raise Bad("invalid_tool_calls", f'{where}assistant message {i} has "tool_calls": '
                                                     f"{_short(calls)}; it must be a non-empty list of calls")
-                if not ctx.info.supports_tools:
+                if not info.supports_tools:
                     raise Bad("tools_not_supported", f"{where}assistant message {i} calls tools, but "
-                                                     f"{ctx.info.name} has no tool-calling fine-tuning")
+                                                     f"{info.name} has no tool-calling fine-tuning")
                 open_calls = {}
                 for j, call in enumerate(calls, 1):
-                    cid, ca, cu = _tool_call(call, i, j, ctx, where)
+                    cid, n = _tool_call(call, i, j, where)
                     open_calls[cid] = i
-                    ma += ca
-                    mu += cu
+                    chars += n
                     extra += TOKENS_PER_TOOL_CALL
-                w.calls += len(calls)
             if fcall is not None:
                 if type(fcall) is not dict:
                     raise Bad("invalid_tool_call", f'{where}assistant message {i} has "function_call" of '
                                                    f"{_jtype(fcall)}; it must be an object with name and "
                                                    f"arguments")
-                fa, fu = _function(fcall, f"{where}assistant message {i}, function_call", ctx)
-                ma += fa
-                mu += fu
+                chars += _function(fcall, f"{where}assistant message {i}, function_call")
                 extra += TOKENS_PER_TOOL_CALL
-                ex.warn("deprecated_function_calling", f'{where}assistant message {i} uses the deprecated '
-                                                       f'"function_call"; use "tool_calls"')
+                w.warn("deprecated_function_calling", f'{where}assistant message {i} uses the deprecated '
+                                                      f'"function_call"; use "tool_calls"')
             if content is None:
                 if calls is None and fcall is None:
                     raise Bad("missing_content", f'{where}assistant message {i} has no "content" and no '
                                                  f'"tool_calls"; write the answer to learn')
             else:
-                ca, cu, img = _content(i, role, content, ctx, where)
-                if ca == 0 and cu == 0 and img == 0 and calls is None and fcall is None:
+                n, img = _content(i, role, content, info, where)
+                if n == 0 and img == 0 and calls is None and fcall is None:
                     raise Bad("empty_content", f'{where}assistant message {i} has empty "content"; write '
                                                f"the answer to learn, or remove the message")
-                ma += ca
-                mu += cu
-                extra += img
-                w.img += img
+                chars += n
             w.assistants += 1
             if weight:
                 w.trainable += 1
-                w.aa += ma
-                w.au += mu
+                w.achars += chars
                 w.amsg += 1
-                w.aextra += extra
+                w.aextra += extra + img
         elif role == "tool":
             if m.get("tool_calls") is not None:
                 raise Bad("invalid_tool_calls", f'{where}tool message {i} has "tool_calls"; only assistant '
@@ -404,52 +307,42 @@ def walk_messages(msgs: Any, ctx: Ctx, ex: Example, *, where: str = "",
                                                     f"{_short(cid)}, which no earlier assistant tool call of "
                                                     f"this example made (open calls: {opened})")
             del open_calls[cid]
-            ia, iu = _text(cid, ctx)
-            ma += ia
-            mu += iu
+            chars += len(cid)
             if content is None:
                 raise Bad("missing_content", f'{where}tool message {i} has no "content"; give the tool\'s '
                                              f"result")
-            ca, cu, img = _content(i, role, content, ctx, where)
-            ma += ca
-            mu += cu
-            extra += img
-            w.img += img
+            n, img = _content(i, role, content, info, where)
+            chars += n
         else:  # system, user, legacy function
             if m.get("tool_calls") is not None:
                 raise Bad("invalid_tool_calls", f'{where}{role} message {i} has "tool_calls"; only assistant '
                                                 f"messages make tool calls")
             if role == "function":
-                ex.warn("deprecated_function_calling", f'{where}message {i} uses the deprecated role '
-                                                       f'"function"; use role "tool"')
+                w.warn("deprecated_function_calling", f'{where}message {i} uses the deprecated role '
+                                                      f'"function"; use role "tool"')
             if content is None:
                 raise Bad("missing_content", f'{where}{role} message {i} has no "content"')
-            ca, cu, img = _content(i, role, content, ctx, where)
-            if ca == 0 and cu == 0 and img == 0:
+            n, img = _content(i, role, content, info, where)
+            if n == 0 and img == 0:
                 raise Bad("empty_content", f'{where}{role} message {i} has empty "content"; write its text '
                                            f"or remove the message")
-            ma += ca
-            mu += cu
-            extra += img
-            w.img += img
+            chars += n
             if role == "system" and w.system is None:
                 w.system = content if type(content) is str else orjson.dumps(content).decode("utf-8")
-        a += ma
-        u += mu
-        w.extra += extra
-        nmsg += 1
-        last_role = role
-    if open_calls and last_role == "tool":
+        w.chars += chars
+        w.extra += extra + img
+        w.img += img
+        w.nmsg += 1
+        w.last_role = role
+    if open_calls and w.last_role == "tool":
         pending = ", ".join(sorted(open_calls))
         raise Bad("unanswered_tool_call", f"{where}tool call(s) {pending} of assistant message "
                                           f"{max(open_calls.values())} have no tool message")
-    w.a, w.u, w.nmsg, w.last_role = a, u, nmsg, last_role
     return w
 
 
-def _tools(obj: dict, ctx: Ctx, ex: Example, where: str = "") -> int:
+def _tools(obj: dict, info: ModelInfo, w: _Walk, where: str = "") -> int:
     """Checks ``tools`` / legacy ``functions``; returns the bytes of their compact JSON."""
-    info = ctx.info
     n = 0
     tools = obj.get("tools")
     if tools is not None:
@@ -472,15 +365,15 @@ def _tools(obj: dict, ctx: Ctx, ex: Example, where: str = "") -> int:
                                               for f in functions):
             raise Bad("invalid_tools", f'{where}"functions" must be a list of {{"name": "...", '
                                        f'"parameters": {{...}}}}')
-        ex.warn("deprecated_function_calling", f'{where}the example uses the deprecated "functions"; use "tools"')
+        w.warn("deprecated_function_calling", f'{where}the example uses the deprecated "functions"; use "tools"')
         n += len(orjson.dumps(functions))
     return n
 
 
-def _unknown_top(obj: dict, allowed: frozenset, ex: Example, where: str = "") -> None:
+def _unknown_top(obj: dict, allowed: frozenset, w: _Walk, where: str = "") -> None:
     if not allowed.issuperset(obj):
         unknown = sorted(str(k) for k in obj if k not in allowed)
-        ex.warn("unknown_key", f"{where}unknown key(s) {', '.join(unknown)}")
+        w.warn("unknown_key", f"{where}unknown key(s) {', '.join(unknown)}")
 
 
 def _wrong_format_chat(obj: dict, info: ModelInfo) -> Bad:
@@ -494,19 +387,16 @@ def _wrong_format_chat(obj: dict, info: ModelInfo) -> Bad:
     return Bad("missing_messages", f'the example has no "messages" (its keys: {keys})')
 
 
-_PER_MESSAGE = TOKENS_PER_MESSAGE + 1  # overhead + the role's token
-
-
-def check_chat(obj: dict, ctx: Ctx) -> Example:
+def check_chat(obj: dict, ctx: Ctx) -> Summary:
     """A supervised chat example: ``{"messages": [...], "tools": [...]?}``."""
     msgs = obj.get("messages")
     if msgs is None:
         raise _wrong_format_chat(obj, ctx.info)
-    # Fast path, for the common example: only "messages", each exactly {"role", "content"} with
-    # role system/user/assistant and non-empty text, at least one assistant message. Anything
-    # else (or any doubt) goes through the full walk below, which owns the error messages.
+    # Fast path, for the common example: only "messages", each exactly {"role", "content"} with role
+    # system/user/assistant and non-empty text, at least one assistant message. Anything else (or
+    # any doubt: a KeyError, an unhashable value) goes through the full walk below.
     if len(obj) == 1 and type(msgs) is list and msgs:
-        t = at = u = au = nassist = 0  # characters: all, assistant; of non-ASCII strings: all, assistant
+        chars = achars = nassist = 0
         system = role = None
         try:
             for m in msgs:
@@ -518,54 +408,31 @@ def check_chat(obj: dict, ctx: Ctx) -> Example:
                 role = m["role"]
                 if role == "assistant":
                     nassist += 1
-                    at += len(c)
-                    if not c.isascii():
-                        au += len(c)
-                        u += len(c)
-                elif role == "user" or role == "system":
-                    if system is None and role == "system":
+                    achars += len(c)
+                elif role == "user":
+                    chars += len(c)
+                elif role == "system":
+                    if system is None:
                         system = c
-                    t += len(c)
-                    if not c.isascii():
-                        u += len(c)
+                    chars += len(c)
                 else:
                     break
             else:
                 if nassist:
-                    return _fast_chat(obj, msgs, ctx, role, t + at, at, u, au, nassist, system)
+                    warnings = None if role == "assistant" else [(
+                        "ends_without_assistant", f"the example ends with a {role} message; messages after "
+                                                  f"the last assistant message are not trained on")]
+                    return (chars + achars, achars, TOKENS_REPLY_PRIMING + _PER_MESSAGE * len(msgs),
+                            _PER_MESSAGE * nassist, system, warnings, 0)
         except (KeyError, TypeError):
-            pass  # not a dict, a missing key, an unhashable value: the full walk says what is wrong
-    ex = Example("chat", obj)
+            pass
+    w = _Walk(None)
     tool_bytes = 0
     if len(obj) > 1:
-        _unknown_top(obj, CHAT_KEYS, ex)
+        _unknown_top(obj, CHAT_KEYS, w)
         if "tools" in obj or "functions" in obj:
-            tool_bytes = _tools(obj, ctx, ex)
-    return _slow_chat(obj, msgs, ctx, ex, tool_bytes)
-
-
-def _fast_chat(obj: dict, msgs: list, ctx: Ctx, role: str, t: int, at: int, u: int, au: int, nassist: int,
-               system: str | None) -> Example:
-    ex = Example("chat", obj)
-    if u:
-        ctx.examples += 1
-        if ctx.examples < 64 or not ctx.examples & 63:
-            ctx.sample_messages(msgs)
-    if role != "assistant":
-        ex.warn("ends_without_assistant", f"the example ends with a {role} message; messages after the last "
-                                          f"assistant message are not trained on")
-    n = len(msgs)
-    # A role is one token: _PER_MESSAGE covers it. t counts characters, u those of non-ASCII strings.
-    ex.bound = TOKENS_REPLY_PRIMING + t + 3 * u + _PER_MESSAGE * n
-    r = ctx.bytes_per_char
-    ex.estimate = TOKENS_REPLY_PRIMING + int((t + u * (r - 1)) / 4) + _PER_MESSAGE * n
-    ex.assistant_estimate = int((at + au * (r - 1)) / 4) + _PER_MESSAGE * nassist
-    ex.system = system
-    return ex
-
-
-def _slow_chat(obj: dict, msgs: Any, ctx: Ctx, ex: Example, tool_bytes: int) -> Example:
-    w = walk_messages(msgs, ctx, ex)
+            tool_bytes = _tools(obj, ctx.info, w)
+    walk_messages(msgs, ctx.info, w)
     if not w.assistants:
         raise Bad("no_assistant_message", "the example has no assistant message; add the answer the model "
                                           "should learn")
@@ -573,18 +440,13 @@ def _slow_chat(obj: dict, msgs: Any, ctx: Ctx, ex: Example, tool_bytes: int) -> 
         raise Bad("no_trainable_message", 'every assistant message has "weight": 0; give at least one '
                                           "weight 1 so there is something to learn")
     if w.last_role != "assistant":
-        ex.warn("ends_without_assistant", f"the example ends with a {w.last_role} message; messages after "
-                                          f"the last assistant message are not trained on")
-    r = ctx.bytes_per_char
-    ex.bound = TOKENS_REPLY_PRIMING + w.bound() + tool_bytes
-    ex.image_tokens = w.img
-    ex.estimate = TOKENS_REPLY_PRIMING + w.estimate(r) + tool_bytes // 4
-    ex.assistant_estimate = w.assistant_estimate(r)
-    ex.system = w.system
-    return ex
+        w.warn("ends_without_assistant", f"the example ends with a {w.last_role} message; messages after "
+                                         f"the last assistant message are not trained on")
+    return (w.chars, w.achars, TOKENS_REPLY_PRIMING + w.overhead + tool_bytes // 4, w.assistant_overhead,
+            w.system, w.warnings, w.img)
 
 
-def check_completion(obj: dict, ctx: Ctx) -> Example:
+def check_completion(obj: dict, ctx: Ctx) -> Summary:
     """A prompt/completion example for babbage-002 / davinci-002."""
     info = ctx.info
     if "messages" in obj or ("input" in obj and "preferred_output" in obj):
@@ -600,21 +462,18 @@ def check_completion(obj: dict, ctx: Ctx) -> Example:
                 'an empty "completion"' if completion == "" else f'"completion" of {_jtype(completion)}')
         raise Bad("invalid_completion", f'the example has {what}; it needs "completion": "..." with the text '
                                         f"to learn")
-    ex = Example("completion", obj)
+    warnings = None
     if len(obj) > 2:
-        _unknown_top(obj, COMPLETION_KEYS, ex)
-    pa, pu = _text(prompt, ctx)
-    ca, cu = _text(completion, ctx)
-    r = ctx.bytes_per_char
-    ex.bound = pa + ca + 4 * (pu + cu)
-    ex.estimate = int((pa + ca + (pu + cu) * r) / 4)
-    ex.assistant_estimate = int((ca + cu * r) / 4)
-    return ex
+        w = _Walk(None)
+        _unknown_top(obj, COMPLETION_KEYS, w)
+        warnings = w.warnings
+    return len(prompt) + len(completion), len(completion), 0, 0, None, warnings, 0
 
 
-def check_dpo(obj: dict, ctx: Ctx) -> Example:
+def check_dpo(obj: dict, ctx: Ctx) -> Summary:
     """A preference pair: ``{"input": {"messages": [...]}, "preferred_output": [...],
     "non_preferred_output": [...]}``."""
+    info = ctx.info
     inp = obj.get("input")
     if inp is None:
         if "messages" in obj:
@@ -627,12 +486,12 @@ def check_dpo(obj: dict, ctx: Ctx) -> Example:
     if type(inp) is not dict or "messages" not in inp:
         what = f'"input" is {_jtype(inp)}' + (' without "messages"' if type(inp) is dict else "")
         raise Bad("invalid_input", f'{what}; write "input": {{"messages": [...]}}')
-    ex = Example("dpo", obj)
-    _unknown_top(obj, DPO_KEYS, ex)
-    _unknown_top(inp, DPO_INPUT_KEYS, ex, 'in "input": ')
-    tool_bytes = _tools(inp, ctx, ex, 'in "input": ')
+    w_in = _Walk(None)
+    _unknown_top(obj, DPO_KEYS, w_in)
+    _unknown_top(inp, DPO_INPUT_KEYS, w_in, 'in "input": ')
+    tool_bytes = _tools(inp, info, w_in, 'in "input": ')
     try:
-        w_in = walk_messages(inp["messages"], ctx, ex, where='in "input": ')
+        walk_messages(inp["messages"], info, w_in, where='in "input": ')
     except Bad as bad:
         if bad.code in ("messages_not_list", "empty_messages"):
             raise Bad("invalid_input", bad.message) from None
@@ -645,15 +504,60 @@ def check_dpo(obj: dict, ctx: Ctx) -> Example:
         if key not in obj:
             raise Bad(f"invalid_{key}", f'the example has no "{key}"; write "{key}": [{{"role": "assistant", '
                                         f'"content": "..."}}]')
-        sides.append(walk_messages(obj[key], ctx, ex, only_assistant=key))
-    pref, nonpref = obj["preferred_output"], obj["non_preferred_output"]
-    if pref == nonpref:
-        ex.warn("identical_outputs", "preferred_output and non_preferred_output are identical: there is no "
-                                     "preference to learn")
-    r = ctx.bytes_per_char
-    ex.bound = TOKENS_REPLY_PRIMING + w_in.bound() + tool_bytes + max(s.bound() for s in sides)
-    ex.image_tokens = w_in.img + sum(s.img for s in sides)
-    ex.estimate = TOKENS_REPLY_PRIMING + w_in.estimate(r) + tool_bytes // 4 + max(s.estimate(r) for s in sides)
-    ex.assistant_estimate = sum(s.estimate(r) for s in sides)
-    ex.system = w_in.system
-    return ex
+        sides.append(walk_messages(obj[key], info, _Walk(None), only_assistant=key))
+    warnings = w_in.warnings
+    for side in sides:
+        if side.warnings:
+            warnings = (warnings or []) + side.warnings
+    if obj["preferred_output"] == obj["non_preferred_output"]:
+        warnings = (warnings or []) + [("identical_outputs", "preferred_output and non_preferred_output are "
+                                                             "identical: there is no preference to learn")]
+    longer = max(sides, key=lambda s: s.chars + s.overhead)
+    return (w_in.chars + longer.chars, sum(s.chars for s in sides),
+            TOKENS_REPLY_PRIMING + w_in.overhead + tool_bytes // 4 + longer.overhead,
+            sum(s.overhead for s in sides), w_in.system, warnings, w_in.img + longer.img)
+
+
+# -- exact counts and bounds, for the examples that need them --------------------------------------
+
+def count_example(kind: str, obj: dict, encoding: str) -> tuple[int, int]:
+    """Exact (tokens, trainable assistant tokens) of a valid example of ``kind`` (chat, completion, dpo)."""
+    if kind == "chat":
+        msgs = obj["messages"]
+        total = count_chat_tokens(msgs, encoding, tools=obj.get("tools"), functions=obj.get("functions"))
+        assistant = sum(count_message_tokens(m, encoding) for m in msgs
+                        if m.get("role") == "assistant" and m.get("weight", 1))
+        return total, assistant
+    if kind == "completion":
+        c = count_tokens(obj["completion"], encoding)
+        return count_tokens(obj["prompt"], encoding) + c, c
+    inp = obj["input"]
+    base = count_chat_tokens(inp["messages"], encoding, tools=inp.get("tools"), functions=inp.get("functions"))
+    outs = [sum(count_message_tokens(m, encoding) for m in obj[key])
+            for key in ("preferred_output", "non_preferred_output")]
+    return base + max(outs), sum(outs)
+
+
+def text_sizes(value: Any) -> tuple[int, int]:
+    """(characters, UTF-8 bytes) of every string value inside ``value`` (keys excluded)."""
+    if type(value) is str:
+        return len(value), len(value.encode("utf-8", "surrogatepass"))
+    chars = nbytes = 0
+    if type(value) is dict:
+        value = value.values()
+    if type(value) in (list, type({}.values())):
+        for v in value:
+            c, b = text_sizes(v)
+            chars += c
+            nbytes += b
+    return chars, nbytes
+
+
+def utf8_bound(kind: str, obj: dict, overhead: int) -> int | None:
+    """A bound of the example's tokens tighter than its line's length: the UTF-8 bytes of its
+    strings (a token is at least one byte) plus ``overhead``, the non-text tokens (which
+    already include every image). None when a ``tools`` list makes it not rigorous."""
+    holder = obj["input"] if kind == "dpo" else obj
+    if "tools" in holder or "functions" in holder:
+        return None
+    return text_sizes(obj)[1] + overhead

@@ -11,7 +11,7 @@ import orjson
 from ..catalogue import ModelInfo, UnknownModelError, load_catalogue
 from .codes import CODES, ERROR
 from .dedupe import DigestTable
-from .rules import Bad, Ctx, Example, check_chat, check_completion, check_dpo
+from .rules import Bad, Ctx, check_chat, check_completion, check_dpo, count_example, text_sizes, utf8_bound
 from .secrets import candidates, find_secret, scan_line
 
 __all__ = ["MAX_ISSUES", "MAX_LINE_BYTES", "CHUNK_SIZE", "SUPPORTED_METHODS", "Issue", "ValidationReport",
@@ -176,8 +176,12 @@ class _Run:
         self.method = method
         self.exact_tokens = exact_tokens
         self.out = out
-        self.check = check_dpo if method == "dpo" else (check_completion if info.format == "completion"
-                                                         else check_chat)
+        self.kind = "dpo" if method == "dpo" else info.format
+        self.check = {"dpo": check_dpo, "completion": check_completion, "chat": check_chat}[self.kind]
+        # UTF-8 bytes per character of the examples' text, sampled (every 64th valid example),
+        # for the cheap token estimate: tokens ~ characters * bytes per character / 4.
+        self.sample_chars = 0
+        self.sample_bytes = 0
         self.limit = info.max_tokens_per_example
         self.encoding = info.encoding
         self.lineno = 0
@@ -187,82 +191,158 @@ class _Run:
         self.blank_count = 0
         self.dupes = DigestTable()
         self.duplicates = 0
-        self.total_tokens = 0
+        self.counted = 0  # valid examples counted exactly, and their tokens
+        self.counted_tokens = 0
+        self.counted_assistant = 0
         self.max_tokens = 0
-        self.max_bound = 0
-        self.assistant_tokens = 0
-        self.counted = 0  # examples counted exactly
+        self.est_chars = self.est_over = 0  # the other valid examples: the estimate's terms
+        self.est_achars = self.est_aover = 0
+        self.max_est_key = -1  # the example that looks longest: (characters, overhead)
+        self.max_est: tuple[int, int] = (0, 0)
+        self.max_bound = 0  # the largest bound of an example's tokens (exact when counted)
         self.with_system = 0
         self.without_system_lines: list[int] = []
         self.without_system = 0
         self.system_first: int | None = None  # digest and line of the first system message
         self.system_first_line = 0
+        self.system_last: str | None = None  # the previous example's system message
         self.system_variants: set[int] = set()  # digests of the system messages (up to 1000)
         self.system_differs_line = 0
         self.checks_system = not (info.format == "completion" and method != "dpo")
 
-    # -- one line -------------------------------------------------------------
-    def line(self, line: bytes, _loads=orjson.loads, _err=orjson.JSONDecodeError) -> None:
-        self.lineno += 1
-        try:
-            obj = _loads(line)
-        except _err as exc:
-            if not line.strip():
-                if not self.blank_count:
-                    self.blank_start = self.lineno
-                self.blank_count += 1
-                return
-            self._flush_blank()
-            self.examples += 1
-            self._unparsable(line, exc)
-            return
-        if self.blank_count:
-            self._flush_blank()
-        self.examples += 1
+    # -- lines ----------------------------------------------------------------
+    def lines(self, parts: list[bytes]) -> None:
+        """Checks consecutive lines (without their newline; CRLF already made LF). This is the
+        validator's innermost loop, run once per example: it keeps its state in local variables,
+        inlines the duplicate table's probe, and only adds up the cheap token estimate's terms
+        (characters and overheads), turned into tokens once at the end."""
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        check, ctx, out = self.check, self.ctx, self.out
+        limit, exact_tokens, checks_system, kind = self.limit, self.exact_tokens, self.checks_system, self.kind
+        dupes = self.dupes
+        keys, first_lines, mask, room = dupes.keys, dupes.lines, dupes.mask, dupes.room
+        last_system, with_system = self.system_last, 0
         n = self.lineno
-        if type(obj) is not dict:
-            self.out.error(n, "not_an_object", f"the line is {_kind(obj)}, not a JSON object; each line must "
-                                               f'be one example such as {{"messages": [...]}}')
-            return
-        first = self.dupes.add(hash(line[:-1] if line[-1:] == b"\r" else line), n)
-        if first:
-            self.duplicates += 1
-            self.out.warning(n, "duplicate_example", f"the example repeats line {first} exactly")
+        examples = valid = 0
+        est_chars = est_over = est_achars = est_aover = 0  # examples not counted exactly
+        max_key, max_est, max_bound = self.max_est_key, self.max_est, self.max_bound
         try:
-            ex = self.check(obj, self.ctx)
-        except Bad as bad:
-            self.out.error(n, bad.code, bad.message)
-            return
-        if ex.warnings:
-            for code, message in ex.warnings:
-                self.out.warning(n, code, message)
-        # Tokens. ex.bound: characters of the text a count covers (4 per non-ASCII character, the
-        # most UTF-8 bytes one can take) plus the fixed overheads. A token is at least one byte, so
-        # an example whose bound is within the limit cannot exceed it: exact counting (the costly
-        # part) runs only when the bound says it might, or when asked for.
-        bound = ex.bound
-        if bound > len(line) + ex.image_tokens:  # the rule of thumb: UTF-8 bytes bound the tokens too
-            bound = len(line) + ex.image_tokens
-        if self.exact_tokens or bound > self.limit:
-            tokens, assistant = ex.count(self.encoding)
-            if tokens > self.limit:
-                self.out.error(n, "too_many_tokens", f"the example has {tokens:,} tokens ({self.encoding}); "
-                                                     f"{self.info.name} accepts at most {self.limit:,} per "
-                                                     f"example: shorten or split it")
-                return
-            self.counted += 1
-            bound = tokens
-        else:
-            tokens, assistant = ex.estimate, ex.assistant_estimate
-        self.valid_examples += 1
-        self.total_tokens += tokens
-        self.assistant_tokens += assistant
-        if tokens > self.max_tokens:
-            self.max_tokens = tokens
-        if bound > self.max_bound:
-            self.max_bound = bound
-        if self.checks_system:
-            self._system(n, ex)
+            for line in parts:
+                n += 1
+                try:
+                    obj = loads(line)
+                except decode_error as exc:
+                    self.lineno = n
+                    if not line.strip():
+                        if not self.blank_count:
+                            self.blank_start = n
+                        self.blank_count += 1
+                        continue
+                    if self.blank_count:
+                        self._flush_blank()
+                    examples += 1
+                    self._unparsable(line, exc)
+                    continue
+                if self.blank_count:
+                    self._flush_blank()
+                examples += 1
+                if type(obj) is not dict:
+                    out.error(n, "not_an_object", f"the line is {_kind(obj)}, not a JSON object; each line "
+                                                  f'must be one example such as {{"messages": [...]}}')
+                    continue
+                # Duplicates: the line's 64-bit digest in the open-addressing table (see dedupe.py).
+                h = hash(line) or 1
+                i = h & mask
+                k = keys[i]
+                while k:
+                    if k == h:
+                        self.duplicates += 1
+                        out.warning(n, "duplicate_example", f"the example repeats line {first_lines[i]} exactly")
+                        break
+                    i = (i + 1) & mask
+                    k = keys[i]
+                else:
+                    if room:
+                        keys[i] = h
+                        first_lines[i] = n
+                        room -= 1
+                    else:
+                        dupes.room = room
+                        dupes.add(h, n)  # grows the table (or notes that it is full)
+                        keys, first_lines, mask, room = dupes.keys, dupes.lines, dupes.mask, dupes.room
+                try:
+                    chars, achars, overhead, aoverhead, system, notes, images = check(obj, ctx)
+                except Bad as bad:
+                    out.error(n, bad.code, bad.message)
+                    continue
+                if notes:
+                    for code, message in notes:
+                        out.warning(n, code, message)
+                # Tokens. A token is at least one byte, so the line's length (plus the flat figure of
+                # its images, which are not text) bounds the example's tokens: exact counting, the
+                # costly part, runs only when that bound (or, failing it, the UTF-8 bytes of the
+                # example's strings plus its overheads) exceeds the limit, or when asked for.
+                bound = len(line) + images
+                if bound > limit or exact_tokens:
+                    tight = utf8_bound(kind, obj, overhead)
+                    if tight is not None and tight < bound:
+                        bound = tight
+                    if bound > limit or exact_tokens:
+                        tokens, assistant = count_example(kind, obj, self.encoding)
+                        if tokens > limit:
+                            out.error(n, "too_many_tokens", f"the example has {tokens:,} tokens "
+                                                            f"({self.encoding}); {self.info.name} accepts at most "
+                                                            f"{limit:,} per example: shorten or split it")
+                            continue
+                        self.counted += 1
+                        self.counted_tokens += tokens
+                        self.counted_assistant += assistant
+                        if tokens > self.max_tokens:
+                            self.max_tokens = tokens
+                        bound = tokens
+                    else:
+                        est_chars += chars
+                        est_over += overhead
+                        est_achars += achars
+                        est_aover += aoverhead
+                        if chars + 4 * overhead > max_key:
+                            max_key, max_est = chars + 4 * overhead, (chars, overhead)
+                else:
+                    est_chars += chars
+                    est_over += overhead
+                    est_achars += achars
+                    est_aover += aoverhead
+                    if chars + 4 * overhead > max_key:
+                        max_key, max_est = chars + 4 * overhead, (chars, overhead)
+                    if not n & 63 or n < 16:  # calibration sample for the estimate
+                        c, b = text_sizes(obj)
+                        self.sample_chars += c
+                        self.sample_bytes += b
+                valid += 1
+                if bound > max_bound:
+                    max_bound = bound
+                if checks_system:
+                    if system is None:
+                        self.without_system += 1
+                        if len(self.without_system_lines) < MAX_ISSUES:
+                            self.without_system_lines.append(n)
+                    elif system is last_system or system == last_system:
+                        with_system += 1
+                    else:
+                        last_system = system
+                        self._system(n, system)
+        finally:
+            self.lineno = n
+            dupes.room = room
+            self.system_last = last_system
+            self.with_system += with_system
+            self.examples += examples
+            self.valid_examples += valid
+            self.est_chars += est_chars
+            self.est_over += est_over
+            self.est_achars += est_achars
+            self.est_aover += est_aover
+            self.max_est_key, self.max_est, self.max_bound = max_key, max_est, max_bound
 
     def secrets(self, line: bytes, n: int) -> None:
         what = find_secret(line)
@@ -290,20 +370,13 @@ class _Run:
         self.out.warning(n, "possible_secret", f"the line seems to contain {what}; remove or redact "
                                                f"credentials before training")
 
-    def _system(self, n: int, ex: Example) -> None:
-        system = ex.system
-        if system is None:
-            self.without_system += 1
-            if len(self.without_system_lines) < MAX_ISSUES:
-                self.without_system_lines.append(n)
-            return
+    def _system(self, n: int, system: str) -> None:
+        """An example whose system message differs from the previous example's."""
         self.with_system += 1
         digest = hash(system)
-        if digest == self.system_first:
-            return
         if not self.system_first_line:
             self.system_first, self.system_first_line = digest, n
-        elif not self.system_differs_line:
+        elif digest != self.system_first and not self.system_differs_line:
             self.system_differs_line = n
         if len(self.system_variants) < _MAX_SYSTEM_VARIANTS:
             self.system_variants.add(digest)
@@ -373,9 +446,14 @@ class _Run:
                             f"the system message differs from the one on line {self.system_first_line}; the file "
                             f"has {count}{more} different system messages: the model learns best with the one "
                             f"you will use in production, the same in every example")
-        exact = self.exact_tokens or (self.counted == self.valid_examples)
+        ratio = self.sample_bytes / (4 * self.sample_chars) if self.sample_chars else 0.25
+        estimated = int(self.est_chars * ratio) + self.est_over
+        total = self.counted_tokens + estimated
+        max_tokens = max(self.max_tokens, int(self.max_est[0] * ratio) + self.max_est[1] if self.max_est_key >= 0
+                         else 0)
+        exact = self.counted == self.valid_examples
         return {
-            "format": "dpo" if self.method == "dpo" else self.info.format,
+            "format": self.kind,
             "lines": self.lineno,
             "examples": self.examples,
             "valid_examples": self.valid_examples,
@@ -383,15 +461,15 @@ class _Run:
             "token_limit": self.limit,
             "tokens_exact": exact,
             "exactly_counted_examples": self.counted,
-            "total_tokens": self.total_tokens,
-            "max_tokens_per_example": self.max_tokens,
+            "total_tokens": total,
+            "max_tokens_per_example": max_tokens,
             "max_tokens_per_example_bound": self.max_bound,
-            "assistant_tokens": self.assistant_tokens,
+            "assistant_tokens": self.counted_assistant + int(self.est_achars * ratio) + self.est_aover,
             "examples_without_system_message": self.without_system if checks_system else 0,
             "distinct_system_messages": len(self.system_variants),
             "duplicates": self.duplicates,
             "duplicate_check_complete": self.dupes.complete,
-            "estimated_billable_tokens_per_epoch": self.total_tokens,
+            "estimated_billable_tokens_per_epoch": total,
         }
 
 
@@ -475,7 +553,7 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
     bom = False
     stopped = False
     max_bytes = limits.max_file_bytes
-    line = run.line
+    lines = run.lines
 
     for chunk in _chunks(source, chunk_size):
         total += len(chunk)
@@ -499,6 +577,8 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
             if chunk.startswith(_BOM):
                 bom = True
                 chunk = chunk[3:]
+        if b"\r" in chunk:  # CRLF -> LF (a CR cannot occur raw inside a JSON string)
+            chunk = chunk.replace(b"\r\n", b"\n")
         nl = chunk.find(b"\n")
         if nl < 0:
             if not skipping:
@@ -517,20 +597,21 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
             else:
                 pending.append(chunk[:nl])
                 first = b"".join(pending)
-                line(first)
+                if first[-1:] == b"\r":  # a CRLF split between two chunks
+                    first = first[:-1]
+                lines([first])
                 run.secrets(first, run.lineno)
             pending, pending_len = [], 0
         else:
             first = chunk[:nl]
-            line(first)
+            lines([first])
             run.secrets(first, run.lineno)
         # The lines that lie wholly inside the chunk.
         last_nl = chunk.rfind(b"\n")
         if last_nl > nl:
             first_line = run.lineno + 1
             parts = chunk[nl + 1:last_nl].split(b"\n")
-            for part in parts:
-                line(part)
+            lines(parts)
             run.secrets_in_block(chunk, nl + 1, last_nl, parts, first_line)
         # The start of the next line.
         if last_nl + 1 < len(chunk):
@@ -552,7 +633,9 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
                 pending, pending_len = [head], len(head)
         if not stopped and pending and not skipping:
             last = b"".join(pending)
-            line(last)
+            if last[-1:] == b"\r":
+                last = last[:-1]
+            lines([last])
             run.secrets(last, run.lineno)
     stats: dict[str, Any] = {"bytes": total, "utf8_bom": bom}
     if not stopped:
