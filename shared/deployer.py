@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ARM_NAME_RE", "Clock", "parse_time", "utcnow", "DeployError", "DeploymentInfo", "Deployer", "PingResult", "Activity",
-    "deployment_name_for", "is_valid_deployment_name", "model_format", "classify_error",
+    "deployment_name_for", "is_valid_deployment_name", "idle_deadline", "is_developer_tier", "model_format", "classify_error",
 ]
 
 ARM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
@@ -42,6 +42,12 @@ METRIC_DIMENSION = "ModelDeploymentName"
 # Azure Monitor returns the top 10 time series unless told otherwise; ask for all.
 METRIC_TOP = 1000
 METRICS_API_VERSION = "2024-02-01"
+# Bucket size of the activity query. Six hours keeps 15 days at 61 points per deployment
+# (hourly would be 361: a heavy answer every tick, for a precision the deadline does not
+# need with a 48-hour margin). A request's time is known to its bucket: the deadline is
+# computed from the bucket's start (never later than the truth), and "seen recently" from
+# its end (never missed).
+METRICS_INTERVAL = "PT6H"
 PING_PROMPT = "ping"
 
 # Provisioning states (ARM): terminal ones end a create/delete.
@@ -109,9 +115,10 @@ class Clock:
     """The time one tick works with.
 
     ``now`` may be None (real UTC time), a datetime (the tick's start; later readings
-    add the real time elapsed since) or a callable returning a datetime or Unix
-    seconds (the simulator's clock, for tests and the scenario). ``sleep`` waits
-    (default ``time.sleep``; a simulated clock passes its own, which advances it).
+    add the time elapsed since) or a callable returning a datetime or Unix seconds
+    (read on every use). ``sleep`` waits: by default ``time.sleep``; a given one is
+    taken to move a simulated clock forward (the simulator's ``advance``), so with a
+    datetime ``now`` the seconds it was asked for are added to later readings too.
     """
 
     def __init__(self, now: Any = None, sleep: Callable[[float], Any] | None = None) -> None:
@@ -119,6 +126,8 @@ class Clock:
 
         self._monotonic = _time.monotonic
         self._sleep = sleep or _time.sleep
+        self._simulated_sleep = sleep is not None
+        self._slept = 0.0
         self._source: Callable[[], Any] | None = None
         self._start: datetime | None = None
         if callable(now):
@@ -133,12 +142,33 @@ class Clock:
             assert t is not None
             return t
         if self._start is not None:
-            return self._start + timedelta(seconds=self._monotonic() - self._m0)
+            return self._start + timedelta(seconds=self._monotonic() - self._m0 + self._slept)
         return utcnow()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._sleep(seconds)
+            if self._simulated_sleep:
+                self._slept += seconds
+
+
+# ------------------------------------------------------------------------ idle deadline
+IDLE_DAYS = 15.0
+DEVELOPER_TIER_HOURS = 24.0
+
+
+def is_developer_tier(sku: str | None) -> bool:
+    return (sku or "").replace(" ", "").lower() in ("developertier", "developer")
+
+
+def idle_deadline(sku: str | None, created_at: datetime | None, last_request: datetime | None) -> datetime | None:
+    """When Azure deletes the deployment if nothing happens: the later of creation (or
+    last redeploy) and last request, plus 15 days; for DeveloperTier, creation plus
+    24 hours whatever its use."""
+    if is_developer_tier(sku):
+        return created_at + timedelta(hours=DEVELOPER_TIER_HOURS) if created_at else None
+    moments = [t for t in (created_at, last_request) if t is not None]
+    return max(moments) + timedelta(days=IDLE_DAYS) if moments else None
 
 
 # ------------------------------------------------------------------------------- errors
@@ -300,6 +330,18 @@ class DeploymentInfo:
         )
 
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "DeploymentInfo":
+        props = d.get("properties") or {}
+        model = props.get("model") or {}
+        sku = d.get("sku") or {}
+        system = d.get("systemData") or {}
+        return cls(name=d.get("name", ""), model=model.get("name"), model_version=model.get("version"),
+                   sku=sku.get("name"), capacity=sku.get("capacity"),
+                   provisioning_state=props.get("provisioningState"),
+                   created_at=_parse_time(system.get("createdAt")), modified_at=_parse_time(system.get("lastModifiedAt")))
+
+
 def _aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
@@ -441,16 +483,39 @@ class Deployer:
             raise err from exc
         log.info("ARM DELETE deployment %s started", name)
 
-    def list(self) -> list[DeploymentInfo]:
-        """Every deployment of the account (one ARM call per page)."""
+    def list(self, use_sdk_models: bool = False) -> list[DeploymentInfo]:
+        """Every deployment of the account (one ARM call per page). The keeper calls it
+        every tick, so by default the pages are read as JSON through the client's
+        pipeline (the SDK's model deserialisation costs more than the call);
+        ``use_sdk_models=True`` iterates ``deployments.list`` instead (same request)."""
+        client = self.ctx.clients.cognitive
         self.calls["arm"] += 1
         try:
-            pages = self.ctx.clients.cognitive.deployments.list(self._rg, self._account).by_page()
-            out: list[DeploymentInfo] = []
-            for i, page in enumerate(pages):
-                if i:
+            if use_sdk_models:
+                out: list[DeploymentInfo] = []
+                for i, page in enumerate(client.deployments.list(self._rg, self._account).by_page()):
+                    if i:
+                        self.calls["arm"] += 1
+                    out.extend(DeploymentInfo.from_sdk(d) for d in page)
+                return out
+            from azure.core.exceptions import HttpResponseError
+            from azure.core.rest import HttpRequest
+
+            out = []
+            url: str | None = (f"/subscriptions/{self.settings.subscription_id}/resourceGroups/{self._rg}/providers/"
+                               f"Microsoft.CognitiveServices/accounts/{self._account}/deployments"
+                               f"?api-version={client._config.api_version}")
+            pages = 0
+            while url:
+                if pages:
                     self.calls["arm"] += 1
-                out.extend(DeploymentInfo.from_sdk(d) for d in page)
+                response = client._send_request(HttpRequest("GET", url))  # the client's documented raw entry
+                if response.status_code != 200:
+                    raise HttpResponseError(response=response)
+                body = response.json()
+                out.extend(DeploymentInfo.from_json(d) for d in body.get("value") or [])
+                url = body.get("nextLink")
+                pages += 1
             return out
         except Exception as exc:
             raise classify_error(exc) from exc
@@ -485,18 +550,19 @@ class Deployer:
         return PingResult(True)
 
     # ---- metrics ------------------------------------------------------------------------
-    def activity(self, now: datetime, days: float = 15.0, interval: str = "PT1H",
+    def activity(self, now: datetime, days: float = 15.0, interval: str | None = None,
                  use_sdk_models: bool = False) -> Activity:
         """Requests per deployment over the last ``days``: ONE Azure Monitor query
-        (``AzureOpenAIRequests``, Total, split by ``ModelDeploymentName``, hourly).
+        (``AzureOpenAIRequests``, Total, split by ``ModelDeploymentName``, in
+        :data:`METRICS_INTERVAL` buckets).
 
         The query goes through ``azure-mgmt-monitor``'s client (its pipeline: token,
         retries, Retry-After). By default the answer is read as JSON instead of being
-        turned into SDK models: 15 days of hourly points is ~360 points per deployment,
-        and the SDK's model deserialisation costs ~20 ms per series, more than the call
-        itself. ``use_sdk_models=True`` uses ``metrics.list`` and its models instead
-        (same request, same result).
+        turned into SDK models: the SDK's model deserialisation costs about 0.5 ms per
+        data point batch of a series, more than the call itself. ``use_sdk_models=True``
+        uses ``metrics.list`` and its models instead (same request, same result).
         """
+        interval = interval or METRICS_INTERVAL
         step = _iso_duration(interval)
         now = now.astimezone(timezone.utc)
         # The end is rounded up to the next minute: a request made in the current second
@@ -530,7 +596,7 @@ class Deployer:
                     raise HttpResponseError(response=response)
                 body = response.json()
                 series_list = [(self._series_name_json(s), [(_parse_time(p.get("timeStamp")), p.get("total"))
-                                                            for p in (s.get("data") or [])])
+                                                            for p in (s.get("data") or []) if p.get("total")])
                                for m in (body.get("value") or []) for s in (m.get("timeseries") or [])]
         except Exception as exc:
             raise classify_error(exc) from exc
