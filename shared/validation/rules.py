@@ -84,10 +84,14 @@ def _short(value: Any, limit: int = 40) -> str:
 class Ctx:
     """What the checkers share across one run."""
 
-    __slots__ = ("info",)
+    __slots__ = ("info", "tools", "tools_bytes")
 
     def __init__(self, info: ModelInfo):
         self.info = info
+        # The last valid tools / functions definitions and their JSON size: a dataset usually
+        # repeats the same definitions on every line, and comparing is cheaper than checking.
+        self.tools: tuple[Any, Any] | None = None
+        self.tools_bytes = 0
 
 
 class _Walk:
@@ -220,8 +224,39 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
     if not msgs:
         code = "empty_messages" if only_assistant is None else f"invalid_{only_assistant}"
         raise Bad(code, f'{where}"{key}" is an empty list; add the messages')
+    t_chars, t_achars, t_nmsg, t_amsg, t_extra, t_aextra, t_img = (w.chars, w.achars, w.nmsg, w.amsg, w.extra,
+                                                                   w.aextra, w.img)
+    t_assist, t_train, t_system, t_last = w.assistants, w.trainable, w.system, w.last_role
     open_calls: dict[str, int] | None = None
-    for i, m in enumerate(msgs, 1):
+    i = 0
+    for m in msgs:
+        i += 1
+        if type(m) is dict and len(m) == 2 and not open_calls and only_assistant is None:
+            # a plain {"role": ..., "content": "text"} message, as in check_chat's fast path
+            content = m.get("content")
+            role = m.get("role")
+            if type(content) is str and content:
+                if role == "user":
+                    t_chars += len(content)
+                    t_nmsg += 1
+                    t_last = role
+                    continue
+                if role == "assistant":
+                    t_chars += len(content)
+                    t_achars += len(content)
+                    t_assist += 1
+                    t_train += 1
+                    t_amsg += 1
+                    t_nmsg += 1
+                    t_last = role
+                    continue
+                if role == "system":
+                    if t_system is None:
+                        t_system = content
+                    t_chars += len(content)
+                    t_nmsg += 1
+                    t_last = role
+                    continue
         if type(m) is not dict:
             raise Bad("message_not_object", f"{where}message {i} of \"{key}\" is {_jtype(m)}; write it as "
                                             f'{{"role": "...", "content": "..."}}')
@@ -287,12 +322,12 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                     raise Bad("empty_content", f'{where}assistant message {i} has empty "content"; write '
                                                f"the answer to learn, or remove the message")
                 chars += n
-            w.assistants += 1
+            t_assist += 1
             if weight:
-                w.trainable += 1
-                w.achars += chars
-                w.amsg += 1
-                w.aextra += extra + img
+                t_train += 1
+                t_achars += chars
+                t_amsg += 1
+                t_aextra += extra + img
         elif role == "tool":
             if m.get("tool_calls") is not None:
                 raise Bad("invalid_tool_calls", f'{where}tool message {i} has "tool_calls"; only assistant '
@@ -327,14 +362,17 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                 raise Bad("empty_content", f'{where}{role} message {i} has empty "content"; write its text '
                                            f"or remove the message")
             chars += n
-            if role == "system" and w.system is None:
-                w.system = content if type(content) is str else orjson.dumps(content).decode("utf-8")
-        w.chars += chars
-        w.extra += extra + img
-        w.img += img
-        w.nmsg += 1
-        w.last_role = role
-    if open_calls and w.last_role == "tool":
+            if role == "system" and t_system is None:
+                t_system = content if type(content) is str else orjson.dumps(content).decode("utf-8")
+        t_chars += chars
+        t_extra += extra + img
+        t_img += img
+        t_nmsg += 1
+        t_last = role
+    w.chars, w.achars, w.nmsg, w.amsg, w.extra, w.aextra, w.img = (t_chars, t_achars, t_nmsg, t_amsg, t_extra,
+                                                                   t_aextra, t_img)
+    w.assistants, w.trainable, w.system, w.last_role = t_assist, t_train, t_system, t_last
+    if open_calls and t_last == "tool":
         pending = ", ".join(sorted(open_calls))
         raise Bad("unanswered_tool_call", f"{where}tool call(s) {pending} of assistant message "
                                           f"{max(open_calls.values())} have no tool message")
@@ -431,7 +469,12 @@ def check_chat(obj: dict, ctx: Ctx) -> Summary:
     if len(obj) > 1:
         _unknown_top(obj, CHAT_KEYS, w)
         if "tools" in obj or "functions" in obj:
-            tool_bytes = _tools(obj, ctx.info, w)
+            defs = (obj.get("tools"), obj.get("functions"))
+            if defs == ctx.tools and defs[1] is None:
+                tool_bytes = ctx.tools_bytes
+            else:
+                tool_bytes = _tools(obj, ctx.info, w)
+                ctx.tools, ctx.tools_bytes = defs, tool_bytes
     walk_messages(msgs, ctx.info, w)
     if not w.assistants:
         raise Bad("no_assistant_message", "the example has no assistant message; add the answer the model "
