@@ -18,21 +18,21 @@ Which tokenizer runs the algorithm:
 Special-token text such as ``<|endoftext|>`` inside training data is counted as
 ordinary text (``encode_ordinary``).
 
-``count_chat_tokens`` follows OpenAI's published recipe for chat messages:
-3 tokens per message, the tokens of the message's string fields (role,
-content, name, tool_call_id; other keys are ignored), 1 more for a ``name``, and 3 to prime the reply.
-It extends the recipe to tool calls (function name + arguments + 3 per call),
-to content parts (text parts counted, each image a flat
-``IMAGE_TOKENS_ESTIMATE``) and to a ``tools`` list (its compact JSON). The
-service's own count may differ by a few tokens per example; the image figure is
-an estimate (the real cost depends on the image's size).
+``count_chat_tokens`` follows OpenAI's published recipe for chat messages
+(the cookbook's "How to count tokens with tiktoken"): 3 tokens per message, the
+tokens of its string fields (role, content, name, tool_call_id; other keys are
+ignored), 1 more for a ``name``, and 3 to prime the reply. It extends the recipe
+to tool calls (function name + arguments + 3 per call), to content parts (text
+parts counted, each image a flat ``IMAGE_TOKENS_ESTIMATE``) and to a ``tools``
+list (its compact JSON). The service's own count may differ by a few tokens per
+example; the image figure is an estimate (the real cost depends on its size).
 """
 from __future__ import annotations
 
 import base64
 import gzip
-import threading
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 

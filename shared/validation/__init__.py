@@ -20,13 +20,19 @@ whole), ``error_counts`` and ``warning_counts`` (all of them, per code) and
   ``valid_examples``, ``format`` (chat, completion or dpo);
 - ``encoding``, ``token_limit``; ``total_tokens``, ``max_tokens_per_example``,
   ``assistant_tokens`` (trainable assistant messages; both outputs for DPO,
-  the completion for prompt/completion) and ``estimated_billable_tokens_per_epoch``,
-  over valid examples. ``tokens_exact`` is true when every valid example was
-  counted with the model's encoding (always with ``exact_tokens=True``);
-  otherwise the figures of uncounted examples are estimates (UTF-8 bytes / 4
-  plus message overheads) and ``max_tokens_per_example_bound`` is a true upper
-  bound of the largest example. ``exactly_counted_examples`` says how many were
-  counted;
+  the completion for prompt/completion) and ``estimated_billable_tokens_per_epoch``
+  (the total: every token of the file is trained on once per epoch), over valid
+  examples.
+
+  Tokens are counted with the model's encoding only where it can change the
+  verdict: a token is at least one byte, so an example whose line (plus a flat
+  figure per image) is no longer in bytes than the model's limit cannot exceed
+  it. ``exact_tokens=True`` (``--exact-tokens``) counts every example.
+  ``tokens_exact`` says whether every valid example was counted; when not, the
+  other examples' figures are estimates (characters x UTF-8 bytes per character,
+  sampled from every 64th example, / 4, plus the per-message overheads), and
+  ``max_tokens_per_example_bound`` is a true upper bound of the largest example.
+  ``exactly_counted_examples`` says how many were counted;
 - ``examples_without_system_message``, ``distinct_system_messages``,
   ``duplicates`` and ``duplicate_check_complete`` (false past 1,572,864 distinct
   examples, see :mod:`shared.validation.dedupe`);

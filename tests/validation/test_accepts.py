@@ -5,8 +5,8 @@ import pytest
 
 from shared.tokens import count_chat_tokens, count_message_tokens, count_tokens
 
-from .builders import (CHAT_MODEL, COMPLETION_MODEL, DPO_MODEL, SYSTEM, VISION_MODEL, chat, completion, dataset,
-                       dpo, jsonl, multi_turn, run, tool_chat)
+from .builders import (COMPLETION_MODEL, DPO_MODEL, SYSTEM, VISION_MODEL, completion, dataset, dpo, jsonl,
+                       multi_turn, run, tool_chat)
 
 
 def assert_clean(report):

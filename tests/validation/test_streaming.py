@@ -8,7 +8,7 @@ import pytest
 
 from shared.validation import MAX_LINE_BYTES, validate, validate_path
 
-from .builders import CHAT_MODEL, SYSTEM, chat, codes_at, dataset, dumps, run
+from .builders import CHAT_MODEL, SYSTEM, codes_at, dataset, dumps, run
 
 
 def mixed_file() -> bytes:
