@@ -74,9 +74,18 @@ class DigestTable:
         self.room -= 1
         return 0
 
-    def _grow(self) -> None:
+    def reserve(self, examples: int) -> None:
+        """Sizes the table for about ``examples`` distinct examples at once (within the bound),
+        sparing the rehashes of growing step by step."""
+        slots = self.slots
+        while slots * 3 // 4 < examples and slots < self._max_slots:
+            slots *= 2
+        if slots > self.slots:
+            self._grow(slots)
+
+    def _grow(self, slots: int | None = None) -> None:
         old_keys, old_lines = self.keys, self.lines
-        self._alloc(self.slots * 2, len(self))
+        self._alloc(slots or self.slots * 2, len(self))
         keys, lines, mask = self.keys, self.lines, self.mask
         for j in range(len(old_keys)):
             k = old_keys[j]

@@ -567,6 +567,7 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
     stopped = False
     max_bytes = limits.max_file_bytes
     lines = run.lines
+    size_hint = size or 0
 
     for chunk in _head_first(_chunks(source, chunk_size)):
         total += len(chunk)
@@ -621,6 +622,9 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
         bio = BytesIO(chunk)
         bio.seek(nl + 1)
         parts = bio.readlines()
+        if size_hint and parts:  # size the duplicate table for the whole file once
+            run.dupes.reserve(int(size_hint / (len(chunk) / (len(parts) + 1)) * 1.1))
+            size_hint = 0
         tail = parts.pop() if parts and parts[-1][-1:] != b"\n" else b""
         if parts:
             first_line = run.lineno + 1

@@ -33,6 +33,15 @@ def test_digest_table_memory_has_a_ceiling():
     assert default._max_slots * 12 == 24 * 1024 * 1024  # the documented 24 MiB bound
 
 
+def test_reserve_sizes_the_table_once_within_the_bound():
+    t = DigestTable(initial_slots=8, max_slots=1 << 12)
+    t.add(hash("a"), 1)
+    t.reserve(1000)
+    assert t.slots == 2048 and len(t) == 1 and t.add(hash("a"), 5) == 1
+    t.reserve(10**9)
+    assert t.slots == 1 << 12  # never past the ceiling
+
+
 def test_peak_memory_on_a_large_stream_with_the_tokenizer_loaded():
     """~96 MB streamed through the validator, with long examples that force the o200k tokenizer
     to load: peak RSS stays under 150 MB (the file is never held in memory)."""
