@@ -56,6 +56,12 @@ AZURE_OPEN = {"created", "pending", "queued", "validating_files", "running", "pa
               "submitted"}
 AZURE_TERMINAL = {"succeeded", "failed", "cancelled"}
 CLOSED = {"failed", "cancelled", "deployed", "gate_failed", "deploy_failed"}
+# Azure's status (either vocabulary) -> the Jobs row's ``status`` (the table contract's
+# vocabulary); the raw value is kept in ``openai_status``.
+STATUS_OF_AZURE = {"created": "pending", "pending": "pending", "queued": "queued",
+                   "validating_files": "validating_files", "running": "running", "pausing": "running",
+                   "resuming": "running", "cancelling": "running", "paused": "paused", "succeeded": "succeeded",
+                   "failed": "failed", "cancelled": "cancelled", "canceled": "cancelled"}
 SERVING_PROVISIONING = "Succeeded"
 FAILED_PROVISIONING = {"Failed", "Canceled", "Cancelled"}
 
@@ -384,7 +390,10 @@ class Monitor:
             return self._transient(row, err, now, f"retrieving job {oid}"), False
         changes: dict[str, Any] = {"last_checked_at": utc_iso(now), "last_error": None, "attempts": None,
                                    "next_attempt_at": None}
-        new_status = str(job.get("status") or row.get("status"))
+        raw_status = str(job.get("status") or row.get("openai_status") or "pending")
+        new_status = STATUS_OF_AZURE.get(raw_status.lower(), raw_status.lower())
+        if raw_status != row.get("openai_status"):
+            changes["openai_status"] = raw_status
         for key in ("fine_tuned_model", "trained_tokens", "hyperparameters", "estimated_finish", "result_files"):
             if job.get(key) not in (None, [], {}) and job.get(key) != row.get(key):
                 changes[key] = job[key]
@@ -500,8 +509,10 @@ class Monitor:
         if match is not None:
             why = (f"adopted Azure OpenAI job {match['id']} (same training file, model, suffix, seed; created "
                    f"{utc_iso(float(match['created_at']))}) after the submission did not record it")
-            changes = self._transition(row, str(match.get("status") or "pending"), now, report, why)
-            changes.update({"openai_job_id": match["id"], "reconciled": "adopted", "reconciled_at": utc_iso(now)})
+            raw = str(match.get("status") or "pending")
+            changes = self._transition(row, STATUS_OF_AZURE.get(raw.lower(), raw.lower()), now, report, why)
+            changes.update({"openai_job_id": match["id"], "openai_status": raw, "reconciled": "adopted",
+                            "reconciled_at": utc_iso(now)})
             return self._save(row, changes), True
         why = (f"no Azure OpenAI job matches this submission {int((now - created).total_seconds() // 60)} minutes "
                f"after it was made (training file, model, suffix, seed, creation time): it was never created")

@@ -29,6 +29,16 @@ unfinished job, so the monitor's query grows with open jobs, not with history)
     A ``submitted`` row without ``openai_job_id`` is an intent whose request is running (it
     holds a claim) or was interrupted: the monitor settles it after a grace period; a retry
     with the same Idempotency-Key resumes it (see shared/jobs.py).
+    Written by the monitor (shared/monitor.py): status_history [{status, at, why}],
+    status_changed_at, last_checked_at, events_seen, last_event_id, last_event_at (the
+    events cursor), progress (latest step metrics), checkpoints [{id, step, model, at,
+    metrics}], result_files, estimated_finish, metrics {steps, final, best, trained_tokens},
+    deploy_decision (none | gate_failed | deploy), gate_result {passed, checks}, status
+    deploy_failed (a deployment refused for good), blocked_reason, deployment_state
+    (creating | accepted | warming | active), deploy_requested_at, deploy_operation (ARM
+    async-operation URL), deployed_at, reconciled (adopted | failed), reconciled_at,
+    reconcile_seen_at. ``claimed_by``/``claimed_until`` are also the monitor's per-job claim.
+    Index rows (``open``) may carry orphan_seen_at (no job row yet; removed after a grace).
 
 Deployments (PartitionKey = encoded account, RowKey = encoded deployment name)
     name, account, model, job_id, sku, capacity, keep_alive (redeploy|ping|none),
@@ -36,9 +46,23 @@ Deployments (PartitionKey = encoded account, RowKey = encoded deployment name)
     failed; deploy_blocked), provisioning_state, created_at (last create / redeploy),
     last_activity, idle_deadline, adopted, hosting_hours, estimated_cost, redeploys,
     pings, restores, gaps, next_attempt_at, attempts, last_error, updated_at.
+    Also (monitor, shared/monitor.py): requested_at, activated_at. Also (keeper,
+    shared/keeper.py): phase (deleting → creating, inside ``redeploying`` / ``missing``),
+    answered_deadline (the deadline the current or last action answered), action_reason,
+    action_started_at, state_before, deleted_at, create_requested_at, operation,
+    missing_since, missing_detected_at, missing_reason, restored_at, redeployed_at,
+    expired_at, expired_reason, notified_deadline (policy none: deadline already reported),
+    last_ping_at, adopted_at, hosted_since (start of the current hosting period),
+    hosted_hours_closed, kept_hours_closed, kept_alive_since (first deadline the keeper
+    answered), kept_alive_hours, kept_alive_cost, hosting_as_of, claimed_by,
+    claimed_until. ``restored`` behaves as ``active``. gaps = [{from, to, hours, reason}].
+    One more row per account in partition ``keeper`` (RowKey = encoded account):
+    last_tick_at, worker (the keeper's previous tick, for gap estimates).
 
 DeploymentEvents (PartitionKey = encoded deployment name, RowKey = time-ordered id,
-newest first): at, action, reason, deadline, outcome, detail.
+newest first): at, action, reason, deadline, outcome, detail. Actions: create, warm,
+deployed (monitor); redeploy, ping, restore, missing, expired, none, adopt, check
+(keeper). Outcomes: started, ok, waiting, blocked, failed, postponed, detected, skipped.
 
 IdempotencyKeys (PartitionKey = encoded key, RowKey ``key``): request_hash, job_id,
 created_at.

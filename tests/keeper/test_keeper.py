@@ -19,13 +19,13 @@ METRICS = r"/providers/Microsoft.Insights/metrics$"
 
 def test_sixty_days_of_policies(ctx, admin):
     """idle+redeploy, busy, idle+ping, idle+none, DeveloperTier and a deployment deleted
-    by hand, with the keeper every 3 hours for 60 simulated days."""
+    by hand, with the keeper every 4 hours for 60 simulated days."""
     plans = [Plan("idle-redeploy", "redeploy"), Plan("busy", "redeploy"), Plan("idle-ping", "ping"),
              Plan("idle-none", "none"), Plan("devtier", "redeploy", sku="DeveloperTier"),
              Plan("by-hand", "redeploy", sku="GlobalStandard")]
     idle, busy, ping, none, dev, hand = provision(ctx, admin, *plans)
     seq = admin.last_seq()
-    period = timedelta(hours=3)
+    period = timedelta(hours=4)
     drive = Driver(ctx, admin, period)
     deployer = Deployer(ctx)
     s = ctx.settings
@@ -38,10 +38,10 @@ def test_sixty_days_of_policies(ctx, admin):
         ctx.clients.cognitive.deployments.begin_delete(s.resource_group, s.openai_account, hand,
                                                        polling=False).result()
 
-    plan = {i: traffic for i in range(2, 481, 2)}
-    plan[101] = delete_by_hand  # day ~12.6
+    plan = {i: traffic for i in range(2, 361, 2)}  # a request every 8 hours
+    plan[76] = delete_by_hand  # day ~12.6
     drive.run(60, plan)
-    assert drive.ticks == 480
+    assert drive.ticks == 360
 
     # One metrics query per account per tick, whatever happened.
     assert len(admin.requests(since=seq, path_regex=METRICS)) == drive.ticks
@@ -97,7 +97,7 @@ def test_sixty_days_of_policies(ctx, admin):
                     [d["created_at"] for d in admin.state()["deployments"] if d["name"] == hand]
                     if c > deleted["at"])
     assert recreated - deleted["at"] <= period.total_seconds()
-    assert h["gaps"][0]["hours"] <= 3 and "by hand" in h["gaps"][0]["reason"]
+    assert h["gaps"][0]["hours"] <= 4 and "by hand" in h["gaps"][0]["reason"]
     restore = [e for e in events(ctx, hand) if e["action"] == "restore"]
     assert restore and restore[-1]["outcome"] == "ok"
 

@@ -16,12 +16,12 @@ BASE = "gpt-4o-mini-2024-07-18"
 
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory):
-    """The simulator with fast phases (overrides the shared fixture, whose constructor
-    arguments do not match SimulatorProcess)."""
-    from devstack.simulator.process import SimulatorProcess
+    """The simulator with fast phases, and TCP_NODELAY on its connections (~1 ms per
+    request instead of ~40: see devstack.scenarios.fast_simulator)."""
+    from devstack.scenarios import fast_simulator
 
-    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
-                           log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
+    sim = fast_simulator(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
+                         log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
     sim.start()
     yield sim
     sim.stop()
