@@ -51,12 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.json:
-        sys.stdout.buffer.write(report.to_json() + b"\n")
+    status = EXIT_VALID if report.valid else EXIT_INVALID
+    try:
+        if args.json:
+            sys.stdout.buffer.write(report.to_json() + b"\n")
+        else:
+            sys.stdout.write(report.format_text(path) + "\n")
         sys.stdout.flush()
-    else:
-        print(report.format_text(path))
-    return EXIT_VALID if report.valid else EXIT_INVALID
+    except BrokenPipeError:  # e.g. piped into `head`: the status still tells the verdict
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return status
 
 
 if __name__ == "__main__":
