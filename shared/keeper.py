@@ -270,6 +270,12 @@ class Keeper:
         name = row.get("name") or row.row_key
         state = row.get("state")
         now = clock.now()
+        policy = row.get("keep_alive") or self.settings.default_keep_alive
+        if state == "expired" and policy != "none" and info is None:
+            # Expired as asked, and the policy was changed since (PATCH keep_alive): bring it back.
+            self._gone(row, None, policy, clock, last_tick, report,
+                       cause=f"expired earlier; keep_alive is now {policy}")
+            return
         if state in MONITOR_OWNED or state in LEFT_ALONE or not state:
             report.skip(state or "no-state")
             return
@@ -283,7 +289,6 @@ class Keeper:
                 self._recreate(row, clock, report)
             return
         # A serving deployment (active / restored).
-        policy = row.get("keep_alive") or self.settings.default_keep_alive
         if info is None or info.provisioning_state in GONE_PROVISIONING + FAILED_PROVISIONING:
             self._gone(row, info, policy, clock, last_tick, report)
             return
@@ -465,12 +470,14 @@ class Keeper:
 
     # ---- gone -----------------------------------------------------------------------------------
     def _gone(self, row: Row, info: DeploymentInfo | None, policy: str, clock: Clock,
-              last_tick: datetime | None, report: KeeperReport) -> None:
+              last_tick: datetime | None, report: KeeperReport, cause: str | None = None) -> None:
         name = row.get("name") or row.row_key
         now = clock.now()
         deadline = parse_time(row.get("idle_deadline"))
         seen = last_tick if last_tick is not None and last_tick < now else now
-        if deadline is not None and seen < deadline <= now:
+        if cause is not None:
+            gone_at = now
+        elif deadline is not None and seen < deadline <= now:
             cause = f"probably deleted by the idle rule at {utc_iso(deadline)}"
             gone_at = deadline
         elif info is not None:

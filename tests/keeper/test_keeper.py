@@ -227,3 +227,20 @@ def test_margin_is_shorter_for_developer_tier(app_env):
     s = Settings.from_env(app_env)
     assert effective_margin(s, "Standard") == timedelta(hours=48)
     assert effective_margin(s, "DeveloperTier") == timedelta(hours=6)
+
+
+def test_an_expired_deployment_comes_back_when_its_policy_changes(ctx, admin):
+    [name] = provision(ctx, admin, Plan("changed-mind", "none"))
+    keeper = Keeper(ctx)
+    admin.advance(15 * 86400 + 3600)  # the idle rule deletes it
+    keeper.tick(now=sim_time(admin), sleep=admin.advance)
+    assert row(ctx, name)["state"] == "expired"
+    seq = admin.last_seq()
+    keeper.tick(now=sim_time(admin), sleep=admin.advance)
+    assert admin.requests(since=seq, method="PUT") == []  # left alone
+    pk, rk = ctx.repos.deployment_keys(name)
+    ctx.repos.deployments.update_with_retry(pk, rk, lambda d: {"keep_alive": "ping"})  # as PATCH does
+    keeper.tick(now=sim_time(admin), sleep=admin.advance)
+    r = row(ctx, name)
+    assert r["state"] == "restored" and r["restores"] == 1
+    assert name in [d["name"] for d in admin.state()["deployments"]]
