@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from openai import AzureOpenAI
     from .state.tables import TableStore
 
-# Bounded client-side behaviour: every call has a timeout, and SDK retries honour Retry-After.
-HTTP_TIMEOUT_SECONDS = 60.0
+# Bounded client-side behaviour: every call has a timeout (AZURE_HTTP_TIMEOUT_SECONDS), and
+# SDK retries honour Retry-After.
 SDK_MAX_RETRIES = 3
 
 
@@ -72,7 +72,7 @@ class Clients:
         return ctx
 
     def _azure_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"connection_timeout": 20, "read_timeout": HTTP_TIMEOUT_SECONDS,
+        kwargs: dict[str, Any] = {"connection_timeout": 20, "read_timeout": self.settings.http_timeout_seconds,
                                   "retry_total": SDK_MAX_RETRIES}
         if self.settings.local_ca_bundle:
             kwargs["connection_verify"] = self.settings.local_ca_bundle
@@ -117,9 +117,10 @@ class Clients:
         import httpx2
         from openai import AzureOpenAI
 
-        http_client = httpx2.Client(verify=self._ssl_context(), timeout=HTTP_TIMEOUT_SECONDS)
+        timeout = self.settings.http_timeout_seconds
+        http_client = httpx2.Client(verify=self._ssl_context(), timeout=timeout)
         common = dict(azure_endpoint=self.settings.openai_endpoint, api_version=self.settings.openai_api_version,
-                      max_retries=SDK_MAX_RETRIES, timeout=HTTP_TIMEOUT_SECONDS, http_client=http_client)
+                      max_retries=SDK_MAX_RETRIES, timeout=timeout, http_client=http_client)
         if self.settings.openai_api_key:
             return AzureOpenAI(api_key=self.settings.openai_api_key, **common)
         from azure.identity import get_bearer_token_provider

@@ -30,6 +30,12 @@ REPORT_SUFFIX = ".report.json"
 # A claimed upload with no file after this long is taken to be abandoned (a crashed worker).
 STALE_UPLOAD_CLAIM = timedelta(minutes=15)
 ERRORS_KEPT_IN_ROW = 5
+UPLOAD_ATTEMPTS = 4
+# How long a delivery waits for another worker's upload of the same content before giving up
+# (and being delivered again later).
+CLAIM_WAIT_SECONDS = 120
+MAX_RETRY_AFTER = 30.0
+UNKNOWN_OUTCOME_GRACE = 30.0
 METHODS = ("supervised", "dpo")
 
 
@@ -85,11 +91,19 @@ def _hashing(chunks: Iterable[bytes], digest) -> Iterator[bytes]:
 
 
 class _BlobReader:
-    """A read()-able view of a blob download, so a multipart upload streams it."""
+    """A read()-able, rewindable view of a blob download, so a multipart upload streams
+    the blob instead of holding it in memory. Rewinding starts a new ranged download."""
 
-    def __init__(self, downloader) -> None:
+    def __init__(self, blob_client, etag: str) -> None:
+        self._blob = blob_client
+        self._etag = etag
+        self._open(0)
+
+    def _open(self, offset: int) -> None:
+        downloader = self._blob.download_blob(offset=offset or None, etag=self._etag, match_condition=_if_match())
         self._chunks = downloader.chunks()
         self._buf = b""
+        self._pos = offset
 
     def read(self, n: int = -1) -> bytes:
         while n < 0 or len(self._buf) < n:
@@ -101,7 +115,21 @@ class _BlobReader:
             data, self._buf = self._buf, b""
         else:
             data, self._buf = self._buf[:n], self._buf[n:]
+        self._pos += len(data)
         return data
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("only absolute seeks are supported")
+        if offset != self._pos:
+            self._open(offset)
+        return self._pos
 
 
 class Intake:
@@ -119,8 +147,7 @@ class Intake:
         try:
             props = blob_client.get_blob_properties()
         except ResourceNotFoundError:
-            log.warning("Dataset %s was deleted before it could be processed; nothing to do", name)
-            return IntakeResult(name, "", "gone", "", detail="the blob no longer exists")
+            return self._record_gone(name)
         version = version_of(props.etag)
         model, method, model_source = choose_model_and_method(name, props.metadata, self.settings.default_base_model)
         row = self._version_row(name, version, model, method, props)
@@ -136,6 +163,26 @@ class Intake:
         except ResourceNotFoundError:
             row = self._update(row, {"status": "rejected", "error": "the blob was deleted while it was being processed"})
             return self._result(row, detail="blob deleted during processing")
+
+    def _record_gone(self, name: str) -> IntakeResult:
+        """The event arrived but the blob is gone (deleted right after upload). Recorded
+        so the person who dropped it sees why nothing happened, unless the name already
+        has versions (then this is a late redelivery and they tell the story)."""
+        model, method, _ = choose_model_and_method(name, {}, self.settings.default_base_model)
+        reason = "the blob was deleted before it could be processed; drop it again to process it"
+        log.warning("Dataset %s: %s", name, reason)
+        if not self.repos.dataset_versions(name):
+            pk, rk = self.repos.dataset_keys(model, name, "deleted")
+            now = utc_iso()
+            try:
+                self.repos.datasets.insert({"PartitionKey": pk, "RowKey": rk, "id": f"{name}@deleted", "name": name,
+                                            "version": "deleted", "base_model": model, "method": method, "size": 0,
+                                            "status": "rejected", "error": reason, "is_current": False,
+                                            "error_count": 1, "created_at": now, "updated_at": now,
+                                            "errors": [{"line": None, "code": "blob_deleted", "message": reason}]})
+            except AlreadyExistsError:
+                pass
+        return IntakeResult(name, "deleted", "gone", model, detail=reason)
 
     # ---- rows -------------------------------------------------------------------------
     def _version_row(self, name: str, version: str, model: str, method: str, props) -> Row:
@@ -219,7 +266,11 @@ class Intake:
         anchor, reused = self._claim_upload(row)
         file_id = anchor.get("file_id")
         if not file_id:
-            file_id, path = self._send(blob_client, row, anchor)
+            try:
+                file_id, path = self._send(blob_client, row, anchor)
+            except BaseException:
+                self._release_claim(anchor)  # the next delivery takes over at once (after looking for the file)
+                raise
             anchor = self.repos.datasets.update_with_retry(
                 anchor.partition_key, anchor.row_key, lambda _d: {"file_id": file_id, "status": "processing"})
             row = self._update(row, {"status": "processing", "file_id": file_id, "upload_path": path})
@@ -246,7 +297,7 @@ class Intake:
         file we reuse. Waits for another worker's fresh claim to produce a file."""
         pk, rk = self.repos.upload_keys(row["base_model"], row["sha256"], row["method"])
         filename = _upload_filename(row["name"], row["sha256"])
-        deadline = time.monotonic() + self.settings.file_processing_timeout
+        deadline = time.monotonic() + min(self.settings.file_processing_timeout, CLAIM_WAIT_SECONDS)
         while True:
             try:
                 anchor = self.repos.datasets.insert({"PartitionKey": pk, "RowKey": rk, "status": "uploading",
@@ -264,7 +315,8 @@ class Intake:
                                                                                    "status": "processing"})
                 return anchor, True
             claimed_at = _parse_time(anchor.get("claimed_at"))
-            if anchor.get("status") == "error" or claimed_at < datetime.now(timezone.utc) - STALE_UPLOAD_CLAIM:
+            if anchor.get("status") in ("error", "released") or \
+                    claimed_at < datetime.now(timezone.utc) - STALE_UPLOAD_CLAIM:
                 try:
                     anchor = self.repos.datasets.replace(anchor, {"status": "uploading", "claimed_at": utc_iso(),
                                                                   "file_id": "", "filename": filename})
@@ -276,28 +328,73 @@ class Intake:
                                    f"{anchor.get('claimed_at')}; will retry")
             time.sleep(self.poll_interval)
 
-    def _find_uploaded(self, filename: str) -> str | None:
-        for f in self.ctx.clients.openai.files.list(purpose="fine-tune"):
-            if f.filename == filename and f.status not in ("error", "deleted", "deleting"):
-                return f.id
-        return None
+    def _release_claim(self, anchor: Row) -> None:
+        try:
+            current = self.repos.datasets.get(anchor.partition_key, anchor.row_key)
+            if current.get("status") == "uploading" and not current.get("file_id"):
+                self.repos.datasets.replace(current, {"status": "released"})
+        except Exception:  # the claim then goes stale on its own; never hide the original error
+            log.warning("could not release the upload claim %s", anchor.row_key, exc_info=True)
+
+    def _find_uploaded(self, filename: str, grace: float = 0.0) -> str | None:
+        """The id of a usable file already at Azure OpenAI under this name; with ``grace``,
+        keeps looking for that many seconds."""
+        deadline = time.monotonic() + grace
+        while True:
+            for f in self.ctx.clients.openai.files.list(purpose="fine-tune"):
+                if f.filename == filename and f.status not in ("error", "deleted", "deleting"):
+                    return f.id
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(self.poll_interval, max(deadline - time.monotonic(), 0.0)))
 
     def _send(self, blob_client, row: Row, anchor: Row) -> tuple[str, str]:
-        filename = anchor.get("filename") or _upload_filename(row["name"], row["sha256"])
-        client = self.ctx.clients.openai
-        if row["size"] <= self.settings.import_threshold_bytes:
-            reader = _BlobReader(blob_client.download_blob(etag=row["blob_etag"], match_condition=_if_match()))
-            created = client.files.create(file=(filename, reader, "application/jsonl"), purpose="fine-tune")
-            log.info("Uploaded %s (%d bytes) as %s", row["name"], row["size"], created.id)
-            return created.id, "upload"
+        """Uploads (or imports) the file once. The SDK's own retries are off here: a
+        re-sent POST whose first answer was lost would create a second file. Instead each
+        retry first looks for the file under its hash-derived name."""
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
         from openai.types import FileObject
 
-        url = self._read_sas_url(blob_client)
-        created = client.post("/files/import", cast_to=FileObject,
-                              body={"purpose": "fine-tune", "filename": filename, "content_url": url})
-        log.info("Asked Azure OpenAI to import %s (%d bytes) from blob storage as %s", row["name"], row["size"],
-                 created.id)
-        return created.id, "import"
+        filename = anchor.get("filename") or _upload_filename(row["name"], row["sha256"])
+        client = self.ctx.clients.openai.with_options(max_retries=0)
+        if row["size"] <= self.settings.import_threshold_bytes:
+            path = "upload"
+
+            def send() -> str:
+                reader = _BlobReader(blob_client, row["blob_etag"])
+                return client.files.create(file=(filename, reader, "application/jsonl"), purpose="fine-tune").id
+        else:
+            path = "import"
+            url = self._read_sas_url(blob_client)
+
+            def send() -> str:
+                return client.post("/files/import", cast_to=FileObject,
+                                   body={"purpose": "fine-tune", "filename": filename, "content_url": url}).id
+
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                file_id = send()
+                log.info("%s %s (%d bytes) as %s", "Uploaded" if path == "upload" else "Asked Azure OpenAI to import",
+                         row["name"], row["size"], file_id)
+                return file_id, path
+            except (APIConnectionError, APITimeoutError, APIStatusError) as exc:
+                status = getattr(exc, "status_code", None)
+                if status is not None and status < 500 and status not in (408, 409, 429):
+                    raise  # refused for a reason a retry will not change
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise
+                wait = _retry_after(exc, attempt)
+                log.warning("%s of %s failed (%s); attempt %d of %d, retrying in %.1fs", path, row["name"],
+                            status or type(exc).__name__, attempt, UPLOAD_ATTEMPTS, wait)
+                time.sleep(wait)
+                # No answer at all means the outcome is unknown: the service may still be storing
+                # the file, so look for it for a while before sending it again.
+                grace = UNKNOWN_OUTCOME_GRACE if status is None else 0.0
+                found = self._find_uploaded(filename, grace=grace)
+                if found:
+                    log.info("The earlier %s of %s went through after all: %s", path, row["name"], found)
+                    return found, path
+        raise AssertionError("unreachable")
 
     def _read_sas_url(self, blob_client, lifetime: timedelta = timedelta(hours=2)) -> str:
         """A read-only SAS for this one blob: user-delegation SAS under managed identity,
@@ -344,6 +441,19 @@ def _if_match():
     from azure.core import MatchConditions
 
     return MatchConditions.IfNotModified
+
+
+def _retry_after(exc, attempt: int) -> float:
+    """Seconds to wait: the service's Retry-After when it gave one (bounded), else
+    exponential backoff."""
+    response = getattr(exc, "response", None)
+    header = response.headers.get("retry-after") if response is not None else None
+    try:
+        if header is not None:
+            return min(max(float(header), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    return min(2.0 ** (attempt - 1), MAX_RETRY_AFTER)
 
 
 def _upload_filename(name: str, sha256: str) -> str:

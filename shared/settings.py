@@ -150,6 +150,8 @@ SETTINGS_SPEC: tuple[_Var, ...] = (
          description="Datasets larger than this are imported from a SAS URL instead of uploaded"),
     _Var("FILE_PROCESSING_TIMEOUT_SECONDS", "file_processing_timeout", _int(1), 600,
          description="How long intake waits for Azure OpenAI to process an uploaded file"),
+    _Var("AZURE_HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", _float(1.0), 60.0,
+         description="Timeout of each call to Azure OpenAI, ARM and Azure Monitor"),
     _Var("MONITOR_SCHEDULE", "monitor_schedule", _ncrontab, "0 */2 * * * *",
          description="NCRONTAB schedule of the monitor timer"),
     _Var("KEEPER_SCHEDULE", "keeper_schedule", _ncrontab, "0 0 * * * *",
@@ -198,6 +200,7 @@ class Settings:
     default_base_model: str
     import_threshold_bytes: int
     file_processing_timeout: int
+    http_timeout_seconds: float
     monitor_schedule: str
     keeper_schedule: str
     keeper_margin_hours: float
