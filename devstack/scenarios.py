@@ -48,59 +48,6 @@ SCENARIO_SIM_CONFIG = {
 }
 
 
-# Runs the simulator with TCP_NODELAY on its connections. Its server binds its listening
-# socket with proto 0, so asyncio's _set_nodelay (which checks proto == IPPROTO_TCP)
-# skips the accepted connections; a response written as headers then body then waits
-# for the client's delayed ACK: ~40 ms per request instead of ~1 ms. A work-around on
-# our side only (the simulator is not changed); remove once the simulator sets it.
-_NODELAY_BOOT = (
-    "import asyncio.base_events as _be, socket as _s\n"
-    "def _nodelay(sock):\n"
-    "    if sock.family in (_s.AF_INET, _s.AF_INET6) and sock.type == _s.SOCK_STREAM:\n"
-    "        sock.setsockopt(_s.IPPROTO_TCP, _s.TCP_NODELAY, 1)\n"
-    "_be._set_nodelay = _nodelay\n"
-    "import runpy, sys\n"
-    "sys.argv[0] = 'devstack.simulator'\n"
-    "runpy.run_module('devstack.simulator', run_name='__main__', alter_sys=True)\n")
-
-
-def fast_simulator(**kwargs):
-    """A :class:`SimulatorProcess` whose connections use TCP_NODELAY (see above) and
-    whose admin client keeps its connection open (the stock one opens a TLS connection
-    per call: ~5 ms, thousands of times in a long scenario)."""
-    import ssl
-
-    import httpx2
-
-    from devstack.simulator.process import AdminClient, AdminError, SimulatorProcess
-
-    class _KeepAliveAdmin(AdminClient):
-        def __init__(self, url: str, ca_path) -> None:
-            super().__init__(url, ca_path)
-            self._http = httpx2.Client(base_url=self.url, verify=ssl.create_default_context(cafile=str(ca_path)),
-                                       timeout=self.timeout)
-
-        def _call(self, method: str, path: str, body: Any = None, query: Any = None) -> Any:
-            params = {k: v for k, v in (query or {}).items() if v is not None}
-            response = self._http.request(method, f"/_admin{path}", json=body, params=params)
-            if response.status_code >= 400:
-                raise AdminError(response.status_code, response.text)
-            return response.json() if response.content else None
-
-    class _FastSimulatorProcess(SimulatorProcess):
-        def command(self) -> list[str]:
-            cmd = super().command()
-            at = cmd.index("-m")
-            return [cmd[0], "-c", _NODELAY_BOOT, *cmd[at + 2:]]
-
-        def start(self) -> "_FastSimulatorProcess":
-            super().start()
-            self._admin = _KeepAliveAdmin(self.url, self.ca_path)
-            return self
-
-    return _FastSimulatorProcess(**kwargs)
-
-
 def sim_time(admin) -> datetime:
     return datetime.fromtimestamp(admin.now(), timezone.utc)
 
@@ -389,13 +336,14 @@ class KeeperScenario:
 
 def run_keeper_scenario(days: float, deployments: int, seed: int, *, verbose: bool = False) -> tuple[dict, list]:
     from devstack.azurite import Azurite
+    from devstack.simulator.process import SimulatorProcess
     from devstack.stack import stack_env
 
     workdir = Path(tempfile.mkdtemp(prefix="scenario-keeper-"))
     unique = uuid.uuid4().hex[:8]
     with Azurite(location=workdir / "azurite", log_file=workdir / "azurite.log") as azurite, \
-            fast_simulator(certs_dir=workdir / "certs", config=SCENARIO_SIM_CONFIG,
-                           log_file=workdir / "simulator.log") as sim:
+            SimulatorProcess(certs_dir=workdir / "certs", config=SCENARIO_SIM_CONFIG,
+                             log_file=workdir / "simulator.log") as sim:
         env = stack_env(azurite.endpoints.connection_string, sim.url, str(sim.ca_path), {
             "AZURE_OPENAI_ACCOUNT": f"aoai-scenario-{unique}", "JOBS_TABLE": f"Jobs{unique}",
             "DEPLOYMENTS_TABLE": f"Deployments{unique}", "DEPLOYMENT_EVENTS_TABLE": f"DeploymentEvents{unique}",

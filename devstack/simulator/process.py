@@ -20,9 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -42,25 +39,21 @@ class AdminClient:
     """A thin client of ``/_admin/``; every method returns the decoded JSON answer."""
 
     def __init__(self, url: str, ca_path: os.PathLike | str, timeout: float = 30.0) -> None:
+        import httpx2
+
         self.url = url.rstrip("/")
-        self._context = ssl.create_default_context(cafile=str(ca_path))
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   urllib.request.HTTPSHandler(context=self._context))
         self.timeout = timeout
+        # One kept-alive connection: long scenarios make thousands of admin calls, and a TLS
+        # handshake per call would dominate them.
+        self._http = httpx2.Client(base_url=self.url, verify=ssl.create_default_context(cafile=str(ca_path)),
+                                   timeout=timeout, trust_env=False)
 
     def _call(self, method: str, path: str, body: Any = None, query: Optional[Mapping[str, Any]] = None) -> Any:
-        url = f"{self.url}/_admin{path}"
-        if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise AdminError(exc.code, exc.read().decode("utf-8", "replace")) from None
-        return json.loads(raw) if raw else None
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        response = self._http.request(method, f"/_admin{path}", json=body, params=params)
+        if response.status_code >= 400:
+            raise AdminError(response.status_code, response.text)
+        return response.json() if response.content else None
 
     # clock
     def now(self) -> float:

@@ -228,7 +228,9 @@ def serve(*, host: str, port: int, certs_dir: Path, state_file: Optional[Path], 
     certs = ensure_certs(certs_dir)
     sim = Simulator(config, state_file)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns TCP_NODELAY on for accepted connections only when the
+    # listening socket says TCP; without it each response waits for the client's delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]

@@ -4,7 +4,7 @@ Jobs rows, the monitor deploying them), and a driver that runs the keeper on the
 simulated clock."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
@@ -16,11 +16,10 @@ FAST = {"file_processing_seconds": 0.05, "job_pending_seconds": 0.5, "job_runnin
 
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory):
-    """The simulator with fast deployments, and TCP_NODELAY on its connections (~1 ms per
-    request instead of ~40: see devstack.scenarios.fast_simulator)."""
-    from devstack.scenarios import fast_simulator
+    """The simulator with fast deployments."""
+    from devstack.simulator.process import SimulatorProcess
 
-    sim = fast_simulator(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
+    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
                          log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
     sim.start()
     yield sim
@@ -32,15 +31,6 @@ def _no_sdk_retries(monkeypatch):
     import shared.clients
 
     monkeypatch.setattr(shared.clients, "SDK_MAX_RETRIES", 0)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_app_index():
-    """azure-functions refuses a second get_functions() on one FunctionApp; each test's
-    runner indexes function_app.app again (test-side work-around)."""
-    from devstack.runner import load_app
-
-    load_app().functions_bindings = {}
 
 
 @pytest.fixture

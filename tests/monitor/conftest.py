@@ -16,11 +16,10 @@ BASE = "gpt-4o-mini-2024-07-18"
 
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory):
-    """The simulator with fast phases, and TCP_NODELAY on its connections (~1 ms per
-    request instead of ~40: see devstack.scenarios.fast_simulator)."""
-    from devstack.scenarios import fast_simulator
+    """The simulator with fast phases."""
+    from devstack.simulator.process import SimulatorProcess
 
-    sim = fast_simulator(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
+    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
                          log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
     sim.start()
     yield sim
@@ -98,18 +97,3 @@ def statuses(ctx, job_id: str) -> list[str]:
     return [h["status"] for h in job(ctx, job_id).get("status_history") or []]
 
 
-def reindexable_app():
-    """azure-functions refuses a second ``get_functions()`` on one FunctionApp (it keeps
-    the names it indexed), so a second LocalRunner over ``function_app.app`` fails with
-    "does not have a unique function name". Forget the names before building one
-    (test-side workaround; the runner itself is not ours)."""
-    from devstack.runner import load_app
-
-    app = load_app()
-    app.functions_bindings = {}
-    return app
-
-
-@pytest.fixture(autouse=True)
-def _fresh_app_index():
-    reindexable_app()

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 import shared.monitor as monitor_mod
-from devstack.runner import LocalRunner
+from devstack.runner import LocalRunner, load_app
 from shared.deployer import deployment_name_for
 from shared.state.repos import utc_iso
 
-from .conftest import create_job, job, reindexable_app, run_until, statuses
+from .conftest import create_job, job, run_until, statuses
 
 PUT_DEPLOYMENT = r"/deployments/[^/]+$"
 JOBS_CALLS = r"^/openai/(fine_tuning|files)"
@@ -231,7 +231,7 @@ def test_two_ticks_at_once_deploy_each_model_once(ctx, runner, app_env, simulato
     rows = [create_job(ctx, suffix=f"overlap{i}", seed=i, deployment={}) for i in range(4)]
     admin.advance(5)  # all trained
     # A second "instance": another runner over the same app and storage.
-    other = LocalRunner(reindexable_app(), env=app_env, enable_timers=False, enable_blobs=False)
+    other = LocalRunner(load_app(), env=app_env, enable_timers=False, enable_blobs=False)
 
     def both():
         threads = [threading.Thread(target=r.run_timer, args=("monitor",)) for r in (runner, other)]
