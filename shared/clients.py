@@ -28,23 +28,33 @@ SDK_MAX_RETRIES = 3
 
 
 class StaticTokenCredential:
-    """A token credential that returns one fixed bearer token: for the local
-    simulator only (selected by ``LOCAL_ARM_TOKEN``), never in Azure."""
+    """A token credential that returns one fixed bearer token for every scope: for the
+    local simulator only (selected by ``LOCAL_ARM_TOKEN``), never in Azure. Implements
+    azure-core's ``TokenCredential`` and ``SupportsTokenInfo``."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str = "local-simulator-token", lifetime_seconds: int = 3600) -> None:
+        if not token:
+            raise ValueError("token must not be empty")
         self._token = token
+        self._lifetime = lifetime_seconds
 
     def get_token(self, *scopes: str, **kwargs: Any):
         from azure.core.credentials import AccessToken
 
-        return AccessToken(self._token, int(time.time()) + 3600)
+        return AccessToken(self._token, int(time.time()) + self._lifetime)
 
     def get_token_info(self, *scopes: str, options: Any = None):
         from azure.core.credentials import AccessTokenInfo
 
-        return AccessTokenInfo(self._token, int(time.time()) + 3600)
+        return AccessTokenInfo(self._token, int(time.time()) + self._lifetime, token_type="Bearer")
 
     def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "StaticTokenCredential":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
         pass
 
 
