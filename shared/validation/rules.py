@@ -431,19 +431,29 @@ def check_chat(obj: dict, ctx: Ctx) -> Summary:
     if msgs is None:
         raise _wrong_format_chat(obj, ctx.info)
     # Fast path, for the common example: only "messages", each exactly {"role", "content"} with role
-    # system/user/assistant and non-empty text, at least one assistant message. Anything else (or
-    # any doubt: a KeyError, an unhashable value) goes through the full walk below.
+    # system/user/assistant and non-empty text (an assistant message may also have an integer
+    # "weight" of 0 or 1), at least one trained assistant message. Anything else (or any doubt: a
+    # KeyError, an unhashable value) goes through the full walk below.
     if len(obj) == 1 and type(msgs) is list and msgs:
         chars = achars = nassist = 0
         system = role = None
         try:
             for m in msgs:
-                if len(m) != 2:
-                    break
                 c = m["content"]
                 if type(c) is not str or not c:
                     break
                 role = m["role"]
+                if len(m) != 2:
+                    if len(m) != 3 or role != "assistant":
+                        break
+                    weight = m["weight"]
+                    if type(weight) is not int:
+                        break
+                    if weight == 0:  # not trained on: text of the example, not of its answers
+                        chars += len(c)
+                        continue
+                    if weight != 1:
+                        break
                 if role == "assistant":
                     nassist += 1
                     achars += len(c)

@@ -12,7 +12,9 @@ import orjson
 from ..catalogue import ModelInfo, UnknownModelError, load_catalogue
 from .codes import CODES, ERROR
 from .dedupe import DigestTable
-from .rules import Bad, Ctx, check_chat, check_completion, check_dpo, count_example, text_sizes, utf8_bound
+from .rules import (_PER_MESSAGE, Bad, Ctx, check_chat, check_completion, check_dpo, count_example, text_sizes,
+                    utf8_bound)
+from ..tokens import TOKENS_REPLY_PRIMING as _REPLY_PRIMING
 from .secrets import candidates, find_secret, scan_line
 
 __all__ = ["MAX_ISSUES", "MAX_LINE_BYTES", "CHUNK_SIZE", "SUPPORTED_METHODS", "Issue", "ValidationReport",
@@ -215,11 +217,13 @@ class _Run:
     def lines(self, parts: list[bytes]) -> None:
         """Checks consecutive lines (without their newline; CRLF already made LF). This is the
         validator's innermost loop, run once per example: it keeps its state in local variables,
-        inlines the duplicate table's probe, and only adds up the cheap token estimate's terms
-        (characters and overheads), turned into tokens once at the end."""
+        inlines the duplicate table's probe and, for chat data, the common example's checks
+        (``rules.check_chat``'s fast path, which it mirrors), and only adds up the cheap token
+        estimate's terms (characters and overheads), turned into tokens once at the end."""
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         check, ctx, out = self.check, self.ctx, self.out
         limit, exact_tokens, checks_system, kind = self.limit, self.exact_tokens, self.checks_system, self.kind
+        fast = kind == "chat" and not exact_tokens
         dupes = self.dupes
         keys, first_lines, mask, room = dupes.keys, dupes.lines, dupes.mask, dupes.room
         last_system, with_system = self.system_last, 0
@@ -271,6 +275,76 @@ class _Run:
                         dupes.room = room
                         dupes.add(h, n)  # grows the table (or notes that it is full)
                         keys, first_lines, mask, room = dupes.keys, dupes.lines, dupes.mask, dupes.room
+                # The common chat example, checked here (rules.check_chat's fast path, inlined: a
+                # call and its summary tuple cost as much as the checks): only "messages", each
+                # {"role", "content"} with role system/user/assistant and non-empty text (an
+                # assistant message may have an integer "weight" 0 or 1), ending with a trained
+                # assistant message. Anything else, or any doubt, goes to check().
+                if fast and len(obj) == 1:
+                    msgs = obj.get("messages")
+                    plain = False
+                    if type(msgs) is list and msgs:
+                        chars = achars = nassist = 0
+                        system = role = None
+                        try:
+                            for m in msgs:
+                                c = m["content"]
+                                if type(c) is not str or not c:
+                                    break
+                                role = m["role"]
+                                if len(m) != 2:
+                                    if len(m) != 3 or role != "assistant":
+                                        break
+                                    weight = m["weight"]
+                                    if type(weight) is not int:
+                                        break
+                                    if weight == 0:
+                                        chars += len(c)
+                                        continue
+                                    if weight != 1:
+                                        break
+                                if role == "assistant":
+                                    nassist += 1
+                                    achars += len(c)
+                                elif role == "user":
+                                    chars += len(c)
+                                elif role == "system":
+                                    if system is None:
+                                        system = c
+                                    chars += len(c)
+                                else:
+                                    break
+                            else:
+                                plain = nassist and role == "assistant"
+                        except (KeyError, TypeError):
+                            pass
+                    bound = len(line)
+                    if plain and bound <= limit:  # no warning, no image, within the limit by its bytes
+                        chars += achars
+                        overhead = _REPLY_PRIMING + _PER_MESSAGE * len(msgs)
+                        est_chars += chars
+                        est_over += overhead
+                        est_achars += achars
+                        est_aover += _PER_MESSAGE * nassist
+                        if chars + 4 * overhead > max_key:
+                            max_key, max_est = chars + 4 * overhead, (chars, overhead)
+                        if not n & 63 or n < 16:  # calibration sample for the estimate
+                            c, b = text_sizes(obj)
+                            self.sample_chars += c
+                            self.sample_bytes += b
+                        valid += 1
+                        if bound > max_bound:
+                            max_bound = bound
+                        if system is None:
+                            self.without_system += 1
+                            if len(self.without_system_lines) < MAX_ISSUES:
+                                self.without_system_lines.append(n)
+                        elif system is last_system or system == last_system:
+                            with_system += 1
+                        else:
+                            last_system = system
+                            self._system(n, system)
+                        continue
                 try:
                     chars, achars, overhead, aoverhead, system, notes, images = check(obj, ctx)
                 except Bad as bad:
