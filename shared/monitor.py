@@ -226,6 +226,7 @@ class Monitor:
         """One pass over the open jobs. ``now``: None (real time), a datetime, or a
         callable (a simulated clock)."""
         clock = Clock(now)
+        self._clock = clock
         started = time.monotonic()
         report = TickReport(worker=self.worker, started_at=utc_iso(clock.now()))
         before_openai, before = self.openai_calls, dict(self.deployer.calls)
@@ -352,6 +353,12 @@ class Monitor:
             return row, False
         if status in AZURE_OPEN or status not in AZURE_TERMINAL | CLOSED | {"deploying", "deploy_blocked"}:
             return self._follow(row, clock, report)
+        if status == "succeeded" and not row.get("last_checked_at"):
+            # Recorded as succeeded by someone else (the Jobs API adopting a job an interrupted
+            # request created, or a reconcile) before the monitor ever read it: read it once
+            # for its result files, tokens, events and checkpoints, else results.csv and the
+            # metrics (and a gate on them) would be missing.
+            return self._follow(row, clock, report)
         if status == "succeeded":
             return self._after_success(row, clock, report)
         if status == "deploying":
@@ -410,7 +417,8 @@ class Monitor:
                              and "step" in e["data"]), None)
             if progress:
                 changes["progress"] = progress
-        want_checkpoints = (new_status == "succeeded" and row.get("status") != "succeeded") or \
+        want_checkpoints = (new_status == "succeeded" and (row.get("status") != "succeeded"
+                                                           or not row.get("last_checked_at"))) or \
             any("checkpoint" in str(e.get("message", "")).lower() for e in events)
         if want_checkpoints:
             checkpoints = self._checkpoints(oid)
@@ -485,8 +493,11 @@ class Monitor:
     def _transient(self, row: Row, err: DeployError, now: datetime, what: str) -> Row:
         wait = err.retry_after if err.retry_after is not None else TRANSIENT_RETRY_SECONDS
         log.warning("monitor: job %s: %s failed (%s); retrying in %.0fs", row.row_key, what, err, wait)
-        return self._save(row, {"last_error": {**err.to_dict(), "at": utc_iso(now), "during": what},
-                                "next_attempt_at": utc_iso(now + timedelta(seconds=wait))})
+        # Retry-After counts from the answer, not from the step's start (the SDK's own retries
+        # may have taken longer than Retry-After itself).
+        answered = self._clock.now() if getattr(self, "_clock", None) is not None else now
+        return self._save(row, {"last_error": {**err.to_dict(), "at": utc_iso(answered), "during": what},
+                                "next_attempt_at": utc_iso(answered + timedelta(seconds=wait))})
 
     # ---- reconcile a lost submission --------------------------------------------------------
     def _reconcile(self, row: Row, clock: Clock, report: TickReport) -> tuple[Row, bool]:
