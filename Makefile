@@ -36,5 +36,10 @@ run: install
 demo: install
 	$(PY) -m devstack demo
 
+# Figures, not assertions: one table on stdout, the same figures in bench-results/latest.json
+# (BENCH_ARGS=--full for the long version).
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .devstack
