@@ -24,24 +24,26 @@ import re
 
 __all__ = ["candidates", "find_secret", "scan_line"]
 
-# Rare byte -> (byte just before it that a marker needs, or None), (offset of that byte in the
-# marker, marker) pairs. Each marker has one anchor, its rarest byte in chat data: "_" and "-"
-# are frequent in tool calls (tool_call_id, dates) but are kept only for the lowercase markers
-# that have no rarer byte, and a hit is first checked against the byte before it (one index,
-# no call) so that most false hits cost a few operations.
-_RARE: tuple[tuple[bytes, frozenset[int] | None, tuple[tuple[int, bytes], ...]], ...] = (
-    (b"J", frozenset(b"y"), ((2, b"eyJ"),)),
-    (b"=", frozenset(b"yg"), ((3, b"Key="), (3, b"key="), (3, b"sig="))),
-    (b"B", None, ((0, b"Bearer"),)),
-    (b"K", frozenset(b"A _-"), ((1, b"AKIA"), (8, b"PRIVATE KEY"), (4, b"API_KEY"), (4, b"Api-Key"),
-                                (13, b"Subscription-Key"))),
-    (b"_", frozenset(b"ipb"), ((3, b"api_key"), (3, b"ghp_"), (6, b"github_pat_"))),
-    (b"-", frozenset(b"ki"), ((2, b"sk-"), (3, b"api-key"))),
+# Rare byte -> where to look first (-1: the byte before it, +1: the byte after), the bytes a
+# marker has there, and (offset of the rare byte in the marker, marker) pairs. Each marker is
+# anchored on its rarest byte in chat data ("_" and "-" are frequent in tool calls: tool_call_id,
+# dates; they anchor only the lowercase markers that have no rarer byte), and a hit is first
+# checked against its neighbour (one index, no call), so that most false hits cost a few
+# operations.
+_RARE: tuple[tuple[bytes, int, frozenset[int], tuple[tuple[int, bytes], ...]], ...] = (
+    (b"J", -1, frozenset(b"y"), ((2, b"eyJ"),)),
+    (b"=", -1, frozenset(b"yg"), ((3, b"Key="), (3, b"key="), (3, b"sig="))),
+    (b"B", 1, frozenset(b"e"), ((0, b"Bearer"),)),
+    (b"K", -1, frozenset(b"A _-"), ((1, b"AKIA"), (8, b"PRIVATE KEY"), (4, b"API_KEY"), (4, b"Api-Key"),
+                                    (13, b"Subscription-Key"))),
+    (b"_", -1, frozenset(b"ipb"), ((3, b"api_key"), (3, b"ghp_"), (6, b"github_pat_"))),
+    (b"-", -1, frozenset(b"ki"), ((2, b"sk-"), (3, b"api-key"))),
 )
-# A hit costs a few Python operations (~0.1 us); searching the rest of the block for a byte's
+# A hit costs a few Python operations (~0.5 us); searching the rest of the block for a byte's
 # markers directly costs ~0.7 ns a byte per marker. Past this many bytes' worth of hits per
-# marker, the markers are searched for instead (checked every 256 hits).
+# marker, the markers are searched for instead (looked at every 256 hits).
 _BYTES_PER_HIT = 700
+_ROUND = 256
 
 _PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = tuple(
     (what, re.compile(rx)) for what, rx in (
@@ -67,25 +69,32 @@ def candidates(buf: bytes, start: int = 0, end: int | None = None) -> list[int]:
     hits: list[int] = []
     find = buf.find
     startswith = buf.startswith
-    for byte, before, markers in _RARE:
-        i = find(byte, start, end)
+    for byte, rel, near, markers in _RARE:
+        # A marker is longer than 2 bytes, so the neighbour looked at is always inside ``buf``
+        # (a hit at position 0 looks at buf[-1]: harmless, the marker check rules it out).
+        stop = end if rel < 0 else min(end, len(buf) - rel)
+        i = find(byte, start, stop)
         seen = 0
         while i >= 0:
-            seen += 1
-            if not seen & 255 and seen * _BYTES_PER_HIT > (i - start) * len(markers):
-                # A frequent byte in this block: search the rest for the markers themselves.
-                for off, marker in markers:
-                    j = find(marker, max(start, i - off), end)
-                    while j >= 0:
-                        hits.append(j)
-                        j = find(marker, j + 1, end)
-                break
-            if before is None or buf[i - 1] in before:
-                for off, marker in markers:
-                    if i - off >= start and startswith(marker, i - off):
-                        hits.append(i - off)
-                        break
-            i = find(byte, i + 1, end)
+            for _ in range(_ROUND):
+                if buf[i + rel] in near:
+                    for off, marker in markers:
+                        if i - off >= start and startswith(marker, i - off):
+                            hits.append(i - off)
+                            break
+                i = find(byte, i + 1, stop)
+                if i < 0:
+                    break
+            else:
+                seen += _ROUND
+                if seen * _BYTES_PER_HIT > (i - start) * len(markers):
+                    # A frequent byte in this block: search the rest for the markers themselves.
+                    for off, marker in markers:
+                        j = find(marker, max(start, i - off), end)
+                        while j >= 0:
+                            hits.append(j)
+                            j = find(marker, j + 1, end)
+                    break
     return hits
 
 
