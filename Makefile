@@ -36,6 +36,9 @@ run: install
 demo: install
 	$(PY) -m devstack demo
 
+soak: install
+	$(PY) -m pytest -q -m soak tests/reliability
+
 # Figures, not assertions: one table on stdout, the same figures in bench-results/latest.json
 # (BENCH_ARGS=--full for the long version).
 bench: install
