@@ -82,6 +82,8 @@ EVENT_PAGES = 10
 CHECKPOINTS_KEPT = 10
 HISTORY_KEPT = 30
 MESSAGE_CHARS = 300
+WAITING = ("pending", "queued", "validating_files")
+STALLED_AFTER = timedelta(hours=24)              # waiting at Azure longer than this is reported (last_error)
 TICK_BUDGET_SECONDS = 100.0                      # the schedule is every 2 minutes
 STEPS_PER_JOB = 6
 
@@ -426,6 +428,19 @@ class Monitor:
                 changes["checkpoints"] = checkpoints
         if new_status != row.get("status"):
             changes.update(self._transition(row, new_status, now, report))
+        elif new_status in WAITING:
+            since = parse_time(row.get("status_changed_at") or row.get("submitted_at") or row.get("created_at"))
+            if since is not None and now - since > STALLED_AFTER:
+                # Not an error of the service, but nothing will change without a person: say so
+                # where the API shows it (cleared by the next status change).
+                days = (now - since).total_seconds() / 86400
+                changes["last_error"] = {
+                    "kind": "stalled", "at": utc_iso(now), "during": "waiting for Azure OpenAI to start the job",
+                    "message": f"Azure OpenAI has kept the job {raw_status} since {utc_iso(since)} ({days:.1f} days): "
+                               f"no training capacity or quota for it in this region; cancel it "
+                               f"(POST /api/jobs/{row.row_key}/cancel) and start it elsewhere, or keep waiting"}
+                if (row.get("last_error") or {}).get("kind") != "stalled":
+                    log.warning("monitor: job %s (%s) has been %s for %.1f days", row.row_key, oid, raw_status, days)
         if new_status in ("failed", "cancelled"):
             error = job.get("error") or {}
             if error and (error.get("code") or error.get("message")):
