@@ -228,34 +228,72 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                                                                    w.aextra, w.img)
     t_assist, t_train, t_system, t_last = w.assistants, w.trainable, w.system, w.last_role
     open_calls: dict[str, int] | None = None
+    plain = only_assistant is None
     i = 0
     for m in msgs:
         i += 1
-        if type(m) is dict and len(m) == 2 and not open_calls and only_assistant is None:
-            # a plain {"role": ..., "content": "text"} message, as in check_chat's fast path
-            content = m.get("content")
-            role = m.get("role")
-            if type(content) is str and content:
-                if role == "user":
-                    t_chars += len(content)
-                    t_nmsg += 1
-                    t_last = role
-                    continue
-                if role == "assistant":
-                    t_chars += len(content)
-                    t_achars += len(content)
+        if plain and type(m) is dict:
+            # The common messages take short branches with the full walk's outcome; anything
+            # unusual (or wrong) falls through to the full walk below, which owns the errors.
+            if len(m) == 2 and not open_calls:
+                # a plain {"role": ..., "content": "text"} message, as in check_chat's fast path
+                content = m.get("content")
+                role = m.get("role")
+                if type(content) is str and content:
+                    if role == "user":
+                        t_chars += len(content)
+                        t_nmsg += 1
+                        t_last = role
+                        continue
+                    if role == "assistant":
+                        t_chars += len(content)
+                        t_achars += len(content)
+                        t_assist += 1
+                        t_train += 1
+                        t_amsg += 1
+                        t_nmsg += 1
+                        t_last = role
+                        continue
+                    if role == "system":
+                        if t_system is None:
+                            t_system = content
+                        t_chars += len(content)
+                        t_nmsg += 1
+                        t_last = role
+                        continue
+            if open_calls:
+                # {"role": "tool", "tool_call_id": <an open call>, "content": "text"}
+                if len(m) == 3 and m.get("role") == "tool":
+                    cid = m.get("tool_call_id")
+                    content = m.get("content")
+                    if type(content) is str and type(cid) is str and cid in open_calls:
+                        del open_calls[cid]
+                        t_chars += len(cid) + len(content)
+                        t_nmsg += 1
+                        t_last = "tool"
+                        continue
+            elif m.get("role") == "assistant":
+                # {"role": "assistant", "tool_calls": [...]} with "content": null or no content
+                calls = m.get("tool_calls")
+                if type(calls) is list and calls and info.supports_tools and (
+                        len(m) == 2 or (len(m) == 3 and "content" in m and m["content"] is None)):
+                    open_calls = {}
+                    chars = j = 0
+                    for call in calls:
+                        j += 1
+                        cid, n = _tool_call(call, i, j, where)
+                        open_calls[cid] = i
+                        chars += n
+                    extra = TOKENS_PER_TOOL_CALL * j
                     t_assist += 1
                     t_train += 1
+                    t_achars += chars
                     t_amsg += 1
+                    t_aextra += extra
+                    t_chars += chars
+                    t_extra += extra
                     t_nmsg += 1
-                    t_last = role
-                    continue
-                if role == "system":
-                    if t_system is None:
-                        t_system = content
-                    t_chars += len(content)
-                    t_nmsg += 1
-                    t_last = role
+                    t_last = "assistant"
                     continue
         if type(m) is not dict:
             raise Bad("message_not_object", f"{where}message {i} of \"{key}\" is {_jtype(m)}; write it as "
@@ -595,15 +633,28 @@ def text_sizes(value: Any) -> tuple[int, int]:
     """(characters, UTF-8 bytes) of every string value inside ``value`` (keys excluded)."""
     if type(value) is str:
         return len(value), len(value.encode("utf-8", "surrogatepass"))
-    chars = nbytes = 0
-    if type(value) is dict:
-        value = value.values()
-    if type(value) in (list, type({}.values())):
-        for v in value:
-            c, b = text_sizes(v)
-            chars += c
-            nbytes += b
-    return chars, nbytes
+    # Iteratively, and the strings encoded in one piece: a call and an encode per string cost
+    # more than the walk (Python keeps lone surrogates apart, so the sum of the parts' bytes is
+    # the bytes of the whole).
+    strings: list[str] = []
+    stack = [value]
+    pop, push, extend, keep = stack.pop, stack.append, stack.extend, strings.append
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is str:
+            keep(v)
+        elif t is dict:
+            extend(v.values())
+        elif t is list:
+            extend(v)
+        elif t is _DICT_VALUES:
+            extend(v)
+    text = "".join(strings)
+    return len(text), len(text.encode("utf-8", "surrogatepass"))
+
+
+_DICT_VALUES = type({}.values())
 
 
 def utf8_bound(kind: str, obj: dict, overhead: int) -> int | None:

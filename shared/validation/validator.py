@@ -147,8 +147,10 @@ class _Collector:
 
 
 def _chunks(source: Source, chunk_size: int) -> Iterator[bytes]:
+    """The source's bytes in pieces of at most ``chunk_size`` (a bigger piece, such as a blob
+    download's first 32 MB range, is cut: each piece's lines are held at once)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        yield bytes(source)
+        yield from _cut(source if isinstance(source, bytes) else bytes(source), chunk_size)
         return
     if isinstance(source, str):
         raise TypeError("validate() reads bytes: pass a binary file, an iterable of bytes chunks or bytes, "
@@ -161,13 +163,21 @@ def _chunks(source: Source, chunk_size: int) -> Iterator[bytes]:
                 return
             if isinstance(chunk, str):
                 raise TypeError("validate() reads bytes: open the file in binary mode ('rb')")
-            yield chunk
+            yield from _cut(chunk, chunk_size)
     else:
         for chunk in source:
             if isinstance(chunk, str):
                 raise TypeError("validate() reads bytes chunks, not str")
             if chunk:
-                yield bytes(chunk) if not isinstance(chunk, bytes) else chunk
+                yield from _cut(bytes(chunk) if not isinstance(chunk, bytes) else chunk, chunk_size)
+
+
+def _cut(chunk: bytes, size: int) -> Iterator[bytes]:
+    if len(chunk) <= size:
+        yield chunk
+    else:
+        for i in range(0, len(chunk), size):
+            yield chunk[i:i + size]
 
 
 class _Run:
@@ -226,10 +236,10 @@ class _Run:
         fast = kind == "chat" and not exact_tokens
         dupes = self.dupes
         keys, first_lines, mask, room = dupes.keys, dupes.lines, dupes.mask, dupes.room
-        last_system, with_system = self.system_last, 0
-        n = self.lineno
-        examples = valid = 0
-        est_chars = est_over = est_achars = est_aover = 0  # examples not counted exactly
+        last_system = self.system_last
+        n0 = n = self.lineno
+        blanks = invalid = 0  # the other lines are examples, the other examples valid
+        est_chars = est_over = est_achars = est_aover = est_nassist = 0  # examples not counted exactly
         max_key, max_est, max_bound = self.max_est_key, self.max_est, self.max_bound
         try:
             for line in parts:
@@ -242,16 +252,17 @@ class _Run:
                         if not self.blank_count:
                             self.blank_start = n
                         self.blank_count += 1
+                        blanks += 1
                         continue
                     if self.blank_count:
                         self._flush_blank()
-                    examples += 1
+                    invalid += 1
                     self._unparsable(line, exc)
                     continue
                 if self.blank_count:
                     self._flush_blank()
-                examples += 1
                 if type(obj) is not dict:
+                    invalid += 1
                     out.error(n, "not_an_object", f"the line is {_kind(obj)}, not a JSON object; each line "
                                                   f'must be one example such as {{"messages": [...]}}')
                     continue
@@ -289,7 +300,10 @@ class _Run:
                         try:
                             for m in msgs:
                                 c = m["content"]
-                                if type(c) is not str or not c:
+                                if type(c) is not str:
+                                    break
+                                lc = len(c)
+                                if not lc:
                                     break
                                 role = m["role"]
                                 if len(m) != 2:
@@ -299,19 +313,19 @@ class _Run:
                                     if type(weight) is not int:
                                         break
                                     if weight == 0:
-                                        chars += len(c)
+                                        chars += lc
                                         continue
                                     if weight != 1:
                                         break
                                 if role == "assistant":
                                     nassist += 1
-                                    achars += len(c)
+                                    achars += lc
                                 elif role == "user":
-                                    chars += len(c)
+                                    chars += lc
                                 elif role == "system":
                                     if system is None:
                                         system = c
-                                    chars += len(c)
+                                    chars += lc
                                 else:
                                     break
                             else:
@@ -325,29 +339,27 @@ class _Run:
                         est_chars += chars
                         est_over += overhead
                         est_achars += achars
-                        est_aover += _PER_MESSAGE * nassist
+                        est_nassist += nassist
                         if chars + 4 * overhead > max_key:
                             max_key, max_est = chars + 4 * overhead, (chars, overhead)
                         if not n & 63 or n < 16:  # calibration sample for the estimate
                             c, b = text_sizes(obj)
                             self.sample_chars += c
                             self.sample_bytes += b
-                        valid += 1
                         if bound > max_bound:
                             max_bound = bound
                         if system is None:
                             self.without_system += 1
                             if len(self.without_system_lines) < MAX_ISSUES:
                                 self.without_system_lines.append(n)
-                        elif system is last_system or system == last_system:
-                            with_system += 1
-                        else:
+                        elif system is not last_system and system != last_system:
                             last_system = system
                             self._system(n, system)
                         continue
                 try:
                     chars, achars, overhead, aoverhead, system, notes, images = check(obj, ctx)
                 except Bad as bad:
+                    invalid += 1
                     out.error(n, bad.code, bad.message)
                     continue
                 if notes:
@@ -365,6 +377,7 @@ class _Run:
                     if bound > limit or exact_tokens:
                         tokens, assistant = count_example(kind, obj, self.encoding)
                         if tokens > limit:
+                            invalid += 1
                             out.error(n, "too_many_tokens", f"the example has {tokens:,} tokens "
                                                             f"({self.encoding}); {self.info.name} accepts at most "
                                                             f"{limit:,} per example: shorten or split it")
@@ -393,7 +406,6 @@ class _Run:
                         c, b = text_sizes(obj)
                         self.sample_chars += c
                         self.sample_bytes += b
-                valid += 1
                 if bound > max_bound:
                     max_bound = bound
                 if checks_system:
@@ -401,22 +413,20 @@ class _Run:
                         self.without_system += 1
                         if len(self.without_system_lines) < MAX_ISSUES:
                             self.without_system_lines.append(n)
-                    elif system is last_system or system == last_system:
-                        with_system += 1
-                    else:
+                    elif system is not last_system and system != last_system:
                         last_system = system
                         self._system(n, system)
         finally:
             self.lineno = n
             dupes.room = room
             self.system_last = last_system
-            self.with_system += with_system
+            examples = n - n0 - blanks
             self.examples += examples
-            self.valid_examples += valid
+            self.valid_examples += examples - invalid
             self.est_chars += est_chars
             self.est_over += est_over
             self.est_achars += est_achars
-            self.est_aover += est_aover
+            self.est_aover += est_aover + _PER_MESSAGE * est_nassist
             self.max_est_key, self.max_est, self.max_bound = max_key, max_est, max_bound
 
     def secrets(self, line: bytes, n: int) -> None:
@@ -447,7 +457,6 @@ class _Run:
 
     def _system(self, n: int, system: str) -> None:
         """An example whose system message differs from the previous example's."""
-        self.with_system += 1
         digest = hash(system)
         if not self.system_first_line:
             self.system_first, self.system_first_line = digest, n
@@ -503,6 +512,8 @@ class _Run:
                                               f"{limits.recommended_min_examples} rarely change the model "
                                               f"(hundreds to thousands are recommended)")
         checks_system = self.checks_system
+        # every valid example has a system message or is counted without one
+        self.with_system = self.valid_examples - self.without_system if checks_system else 0
         if checks_system and self.valid_examples:
             if not self.with_system:
                 out.warning(None, "no_system_message", "no example has a system message; include the system "
