@@ -18,6 +18,7 @@ ROUNDS = 8
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_pipelines_under_random_faults(runner, app_env, admin, monkeypatch):
     monkeypatch.setenv("UPLOAD_IMPORT_THRESHOLD_BYTES", "4000")
     get_settings.cache_clear()
