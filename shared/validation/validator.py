@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from io import BytesIO
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Iterator, Union
@@ -170,6 +172,62 @@ def _chunks(source: Source, chunk_size: int) -> Iterator[bytes]:
                 raise TypeError("validate() reads bytes chunks, not str")
             if chunk:
                 yield from _cut(bytes(chunk) if not isinstance(chunk, bytes) else chunk, chunk_size)
+
+
+class _Failure:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _prefetched(chunks: Iterator[bytes], max_bytes: int, depth: int = 2) -> Iterator[bytes]:
+    """The same chunks, fetched by a helper thread up to ``depth`` ahead while the caller works
+    on the previous ones: a download mostly waits on the network (and a hashing wrapper
+    hashes), without the GIL, so it overlaps the validation instead of adding to it. It stops
+    at the chunk that takes the total past ``max_bytes`` (where the validator stops reading).
+    The source's exceptions are raised here; when the caller stops early, the helper stops
+    after the chunk it is fetching, and is waited for, so the source is never read after
+    validate() returns."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            total = 0
+            for chunk in chunks:
+                total += len(chunk)
+                if not put(chunk) or total > max_bytes:
+                    break
+            put(_END)
+        except BaseException as exc:  # handed to the caller's thread
+            put(_Failure(exc))
+
+    helper = threading.Thread(target=fetch, name="validation-prefetch", daemon=True)
+    helper.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if type(item) is _Failure:
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        helper.join()
 
 
 def _cut(chunk: bytes, size: int) -> Iterator[bytes]:
@@ -654,7 +712,11 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
     lines = run.lines
     size_hint = size or 0
 
-    for chunk in _head_first(_chunks(source, chunk_size)):
+    chunks = _chunks(source, chunk_size)
+    if not isinstance(source, (bytes, bytearray, memoryview)) and getattr(source, "read", None) is None:
+        # an iterable, such as a blob download: fetched while validating (never past the size limit)
+        chunks = _prefetched(chunks, limits.max_file_bytes)
+    for chunk in _head_first(chunks):
         total += len(chunk)
         if total > max_bytes:
             out.error(None, "file_too_large", f"the file is larger than {max_bytes:,} bytes (512 MB); the "
