@@ -350,46 +350,45 @@ class _Run:
                 # assistant message may have an integer "weight" 0 or 1), ending with a trained
                 # assistant message. Anything else, or any doubt, goes to check().
                 if fast and len(obj) == 1:
-                    msgs = obj.get("messages")
+                    msgs = obj.get("messages")  # None, a dict or a string fail the loop's checks
                     plain = False
-                    if type(msgs) is list and msgs:
-                        chars = achars = nassist = 0
-                        system = role = None
-                        try:
-                            for m in msgs:
-                                c = m["content"]
-                                if type(c) is not str:
+                    chars = achars = nassist = 0
+                    system = role = None
+                    try:
+                        for m in msgs:
+                            c = m["content"]
+                            if type(c) is not str:
+                                break
+                            lc = len(c)
+                            if not lc:
+                                break
+                            role = m["role"]
+                            if len(m) != 2:
+                                if len(m) != 3 or role != "assistant":
                                     break
-                                lc = len(c)
-                                if not lc:
+                                weight = m["weight"]
+                                if type(weight) is not int:
                                     break
-                                role = m["role"]
-                                if len(m) != 2:
-                                    if len(m) != 3 or role != "assistant":
-                                        break
-                                    weight = m["weight"]
-                                    if type(weight) is not int:
-                                        break
-                                    if weight == 0:
-                                        chars += lc
-                                        continue
-                                    if weight != 1:
-                                        break
-                                if role == "assistant":
-                                    nassist += 1
-                                    achars += lc
-                                elif role == "user":
+                                if weight == 0:
                                     chars += lc
-                                elif role == "system":
-                                    if system is None:
-                                        system = c
-                                    chars += lc
-                                else:
+                                    continue
+                                if weight != 1:
                                     break
+                            if role == "assistant":
+                                nassist += 1
+                                achars += lc
+                            elif role == "user":
+                                chars += lc
+                            elif role == "system":
+                                if system is None:
+                                    system = c
+                                chars += lc
                             else:
-                                plain = nassist and role == "assistant"
-                        except (KeyError, TypeError):
-                            pass
+                                break
+                        else:
+                            plain = nassist and role == "assistant"
+                    except (KeyError, TypeError):
+                        pass
                     bound = len(line)
                     if plain and bound <= limit:  # no warning, no image, within the limit by its bytes
                         chars += achars
