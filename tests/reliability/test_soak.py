@@ -43,7 +43,8 @@ def test_pipelines_under_random_faults(runner, app_env, admin, monkeypatch):
         assert job_row(ctx, out.job_id)["status"] == "deployed"
         assert [d["state"] for d in sim_deployments(admin, out.deployment)] == ["Succeeded"]
         dep = ctx.repos.get_deployment(out.deployment)
-        assert dep["redeploys"] >= 1 and dep["pings"] >= 1
+        # Pinged; or restored, when a late-carried DELETE of the redeploy removed it (see pipeline.py).
+        assert dep["redeploys"] >= 1 and (dep["pings"] >= 1 or dep["restores"] >= 1)
     state = admin.state()
     assert len([f for f in state["files"] if f["purpose"] == "fine-tune"]) == 2 * ROUNDS
     assert len(state["jobs"]) == ROUNDS
