@@ -77,15 +77,16 @@ def create_job(ctx, *, suffix: str = "demo", seed: int = 7, validation: bool = F
 
 def run_until(tick: Callable[[], Any], done: Callable[[], bool], *, admin=None, advance: float = 0.0,
               pause: float = 0.05, limit: int = 40) -> int:
-    """Ticks until ``done()``; between ticks moves the simulated clock (or waits)."""
+    """Ticks until ``done()``; between ticks moves the simulated clock and also waits
+    ``pause`` of real time (a Retry-After is honoured in real time, so ticks that are
+    fast on an idle machine must not use up the limit before it has passed)."""
     for n in range(1, limit + 1):
         tick()
         if done():
             return n
         if admin is not None and advance:
             admin.advance(advance)
-        else:
-            time.sleep(pause)
+        time.sleep(pause)
     raise AssertionError(f"not done after {limit} ticks")
 
 
