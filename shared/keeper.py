@@ -57,7 +57,7 @@ from typing import Any, Callable
 from .deployer import (Activity, Clock, DeployError, Deployer, DeploymentInfo, IDLE_DAYS, idle_deadline,
                        is_developer_tier, parse_time)
 from .state.repos import Repositories, utc_iso, worker_id
-from .state.tables import AlreadyExistsError, ConcurrencyError, NotFoundError, Row, encode_key
+from .state.tables import AlreadyExistsError, ConcurrencyError, LostClaim, NotFoundError, Row, encode_key
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,6 @@ def _close_period(row: dict[str, Any], end: datetime) -> dict[str, Any]:
     return {"hosted_hours_closed": round(float(row.get("hosted_hours_closed") or 0.0) + hours, 4),
             "kept_hours_closed": round(float(row.get("kept_hours_closed") or 0.0) + max(0.0, kept), 4),
             "hosted_since": None}
-
-
-class LostClaim(Exception):
-    pass
 
 
 @dataclass
@@ -368,16 +364,7 @@ class Keeper:
         changes = {**changes, "updated_at": utc_iso()}
         if release:
             changes.update({"claimed_by": None, "claimed_until": None})
-        try:
-            return self.repos.deployments.replace(row, changes)
-        except ConcurrencyError:
-            fresh = self.repos.deployments.get(row.partition_key, row.row_key)
-            if fresh.get("claimed_by") != self.worker:
-                raise LostClaim(row.row_key) from None
-            try:
-                return self.repos.deployments.replace(fresh, changes)
-            except ConcurrencyError:
-                raise LostClaim(row.row_key) from None
+        return self.repos.deployments.save_claimed(row, changes, self.worker)
 
     def _update(self, row: Row, changes: dict[str, Any]) -> None:
         """Bookkeeping on a row not claimed: written over the row as read (one call), or,

@@ -45,7 +45,7 @@ from typing import Any, Callable
 from .deployer import (Clock, DeployError, Deployer, classify_error, deployment_name_for, idle_deadline,
                        is_valid_deployment_name, parse_time)
 from .state.repos import Repositories, utc_iso, worker_id
-from .state.tables import AlreadyExistsError, ConcurrencyError, Row, encode_key
+from .state.tables import AlreadyExistsError, ConcurrencyError, LostClaim, Row, encode_key
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,6 @@ STEPS_PER_JOB = 6
 def backoff_seconds(attempts: int) -> float:
     """Exponential backoff after ``attempts`` consecutive failures: 2, 4, 8 … min, capped at 1 h."""
     return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** max(0, attempts - 1)))
-
-
-class LostClaim(Exception):
-    """Another worker holds the job now; stop touching it."""
 
 
 @dataclass
@@ -304,17 +300,7 @@ class Monitor:
     def _save(self, row: Row, changes: dict[str, Any]) -> Row:
         """Writes our changes to a job we hold; if someone else (the Jobs API) wrote it
         meanwhile, merges onto the fresh row as long as the claim is still ours."""
-        changes = {**changes, "updated_at": utc_iso()}
-        try:
-            return self.repos.jobs.replace(row, changes)
-        except ConcurrencyError:
-            fresh = self.repos.jobs.get(row.partition_key, row.row_key)
-            if fresh.get("claimed_by") != self.worker:
-                raise LostClaim(row.row_key) from None
-            try:
-                return self.repos.jobs.replace(fresh, changes)
-            except ConcurrencyError:
-                raise LostClaim(row.row_key) from None
+        return self.repos.jobs.save_claimed(row, {**changes, "updated_at": utc_iso()}, self.worker)
 
     def _release(self, row: Row) -> None:
         try:

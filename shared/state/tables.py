@@ -7,7 +7,6 @@ workers (overlapping timer ticks, scaled-out instances) never both act on it.
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -21,13 +20,17 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ConcurrencyError", "NotFoundError", "AlreadyExistsError", "Row", "Table", "TableStore",
+    "ConcurrencyError", "LostClaim", "NotFoundError", "AlreadyExistsError", "Row", "Table", "TableStore",
     "encode_key", "decode_key",
 ]
 
 
 class ConcurrencyError(Exception):
     """The row changed (or appeared, or vanished) since it was read."""
+
+
+class LostClaim(Exception):
+    """Another worker holds the row now: stop acting on it."""
 
 
 class NotFoundError(KeyError):
@@ -160,6 +163,21 @@ class Table:
             raise ConcurrencyError(f"{self.name}: row {data['PartitionKey']!r}/{data['RowKey']!r} "
                                    f"changed since it was read") from exc
         return Row(data, meta.get("etag"))
+
+    def save_claimed(self, row: Row, changes: Mapping[str, Any], worker: str) -> Row:
+        """Writes ``changes`` to a row this worker has claimed (``claimed_by``). If someone
+        else wrote the row meanwhile, merges onto the fresh row once, as long as the claim is
+        still ours; otherwise raises :class:`LostClaim`."""
+        try:
+            return self.replace(row, changes)
+        except ConcurrencyError:
+            fresh = self.get(row.partition_key, row.row_key)
+            if fresh.get("claimed_by") != worker:
+                raise LostClaim(row.row_key) from None
+            try:
+                return self.replace(fresh, changes)
+            except ConcurrencyError:
+                raise LostClaim(row.row_key) from None
 
     def upsert(self, data: Mapping[str, Any]) -> Row:
         """Unconditional write: only for rows that a single writer owns (e.g. append-only events)."""
