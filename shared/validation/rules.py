@@ -638,7 +638,7 @@ def text_sizes(value: Any) -> tuple[int, int]:
     # the bytes of the whole).
     strings: list[str] = []
     stack = [value]
-    pop, push, extend, keep = stack.pop, stack.append, stack.extend, strings.append
+    pop, extend, keep = stack.pop, stack.extend, strings.append
     while stack:
         v = pop()
         t = type(v)
