@@ -256,7 +256,7 @@ def instructions_section(cache: Path, slice_mb: int = 4) -> dict[str, Any]:
 def intake_section(cache: Path, stack, size: int) -> dict[str, Any]:
     from azure.storage.blob import BlobServiceClient
 
-    from bench.stack import prepare_storage
+    from devstack.stack import prepare_storage
 
     path = dataset(cache, "mix", size, log=log)
     env = stack.env("intake")

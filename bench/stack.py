@@ -92,29 +92,6 @@ class Stack:
         })
 
 
-def prepare_storage(env: dict[str, str]) -> None:
-    """Creates the containers and tables the settings name (as infra/ does in Azure)."""
-    from azure.core.exceptions import ResourceExistsError
-    from azure.data.tables import TableServiceClient
-    from azure.storage.blob import BlobServiceClient
-
-    from shared.settings import Settings
-
-    settings = Settings.from_env(env)
-    blobs = BlobServiceClient.from_connection_string(env["AzureWebJobsStorage"])
-    tables = TableServiceClient.from_connection_string(env["AzureWebJobsStorage"])
-    for name in settings.container_names:
-        try:
-            blobs.create_container(name)
-        except ResourceExistsError:
-            pass
-    for name in settings.table_names:
-        try:
-            tables.create_table(name)
-        except ResourceExistsError:
-            pass
-
-
 @contextmanager
 def activated(env: dict[str, str]) -> Iterator[None]:
     """``env`` in os.environ with the process-wide settings and context rebuilt from it."""

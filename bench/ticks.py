@@ -22,7 +22,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from bench.stack import StorageCounter, count_storage_requests, diff, prepare_storage, surface_counts
+from bench.stack import StorageCounter, count_storage_requests, diff, surface_counts
+from devstack.stack import prepare_storage
 
 BASE = "gpt-4o-mini-2024-07-18"
 FINISHED = ("deployed", "failed", "cancelled", "gate_failed", "deploy_failed")

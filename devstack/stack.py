@@ -40,6 +40,29 @@ def stack_env(storage_conn: str, sim_url: str, ca_path: str, overrides: Mapping[
     return env
 
 
+def prepare_storage(env: Mapping[str, str]) -> None:
+    """Creates the containers and tables the settings name, as infra/ declares them in Azure."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.settings import Settings
+
+    settings = Settings.from_env(env)
+    blobs = BlobServiceClient.from_connection_string(env["AzureWebJobsStorage"])
+    tables = TableServiceClient.from_connection_string(env["AzureWebJobsStorage"])
+    for name in settings.container_names:
+        try:
+            blobs.create_container(name)
+        except ResourceExistsError:
+            pass
+    for name in settings.table_names:
+        try:
+            tables.create_table(name)
+        except ResourceExistsError:
+            pass
+
+
 class LocalStack:
     """Starts what it needs and stops everything it started, in reverse order."""
 
@@ -75,34 +98,12 @@ class LocalStack:
         self.env = stack_env(self.azurite.endpoints.connection_string, self.simulator.url,
                              str(self.simulator.ca_path), self.env_overrides)
         os.environ.update(self.env)  # the function app reads its settings from the environment
-        self._prepare_storage()
+        prepare_storage(self.env)
         from .runner import LocalRunner, load_app
 
         self.runner = LocalRunner(load_app(), env=self.env, host_json=ROOT / "host.json",
                                   http_port=self.http_port).start()
         return self
-
-    def _prepare_storage(self) -> None:
-        """Creates the containers and tables, as infra/ declares them in Azure."""
-        from azure.core.exceptions import ResourceExistsError
-        from azure.data.tables import TableServiceClient
-        from azure.storage.blob import BlobServiceClient
-
-        from shared.settings import Settings
-
-        settings = Settings.from_env(self.env)
-        blobs = BlobServiceClient.from_connection_string(self.env["AzureWebJobsStorage"])
-        tables = TableServiceClient.from_connection_string(self.env["AzureWebJobsStorage"])
-        for name in settings.container_names:
-            try:
-                blobs.create_container(name)
-            except ResourceExistsError:
-                pass
-        for name in settings.table_names:
-            try:
-                tables.create_table(name)
-            except ResourceExistsError:
-                pass
 
     def stop(self) -> None:
         for part, stop in (("runner", lambda: self.runner.stop()), ("simulator", lambda: self.simulator.stop()),
