@@ -144,7 +144,7 @@ def monitor(history: int, running: int, runs: int) -> dict[str, Any]:
 def keeper(deployments: int, runs: int) -> dict[str, Any]:
     from devstack.scenarios import Plan, provision, sim_time
     from shared.context import get_context
-    from shared.deployer import Deployer
+    from shared.adapters import AzurePorts
     from shared.keeper import run_keeper
     from shared.state.repos import utc_iso
 
@@ -159,10 +159,10 @@ def keeper(deployments: int, runs: int) -> dict[str, Any]:
     template = ctx.repos.get_deployment(first).data
     # ... and the others as copies of it: the same model under other names, created through ARM
     # and recorded as the monitor records a deployment.
-    deployer = Deployer(ctx)
+    arm = AzurePorts(ctx).arm
     for i in range(1, deployments):
         name = f"{first[:50]}-{i:03d}"
-        deployer.begin_create(name, template["model"], template.get("sku") or "Standard",
+        arm.begin_create(name, template["model"], template.get("sku") or "Standard",
                               int(template.get("capacity") or 1))
         pk, rk = ctx.repos.deployment_keys(name)
         now = utc_iso(sim_time(admin))
@@ -171,7 +171,7 @@ def keeper(deployments: int, runs: int) -> dict[str, Any]:
                                       "created_at": now, "hosted_since": now, "updated_at": now})
     deadline = time.monotonic() + 60
     while True:
-        states = [d.provisioning_state for d in deployer.list()]
+        states = [d.provisioning_state for d in arm.list()]
         if len(states) >= deployments and all(s == "Succeeded" for s in states):
             break
         if time.monotonic() > deadline:

@@ -234,9 +234,9 @@ class KeeperScenario:
         self.period = 3600.0
 
     def _call(self, plan: Plan) -> None:
-        from shared.deployer import Deployer
+        from shared.adapters import AzurePorts
 
-        result = Deployer(self.ctx).ping(plan.name, None)
+        result = AzurePorts(self.ctx).inference.ping(plan.name, None)
         if not result.ok:
             log.debug("traffic to %s failed: %s", plan.name, result.error)
 
@@ -296,7 +296,7 @@ class KeeperScenario:
         return self.result(sim_time(self.admin))
 
     def result(self, now: datetime) -> dict[str, Any]:
-        from shared.keeper import hosting_figures
+        from shared.policies.hosting import hosting_figures
 
         rows = {r["name"]: r.data for r in self.ctx.repos.list_deployments()}
         state = self.admin.state()

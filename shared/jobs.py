@@ -21,18 +21,18 @@ Exactly once
     Azure has one, else marks the row ``failed`` with ``submission_lost``; a later
     retry with the same key revives such a row and submits it).
 
-    When Azure OpenAI refuses (4xx, 429, 503: nothing was created) the row and its
-    open-index row are deleted. When the outcome is unknown (timeout, connection
-    error, 500/502/504) the list is searched at once; if the job is there it is
+    When Azure OpenAI refuses (an answered 4xx or 503: nothing was created,
+    :attr:`~shared.core.errors.AzureError.created_nothing`) the row and its open-index
+    row are deleted. When the outcome is unknown (timeout, connection error,
+    500/502/504) the list is searched at once; if the job is there it is
     recorded, else the row is left ``submitted`` (claim released, ``last_error``
     set), because a request that timed out may still be carried out: a retry with
     the same key, or the monitor after a grace period, settles it.
 
 States
-    Azure's two vocabularies (``created/pending/running/pausing/paused/resuming/
-    succeeded/cancelled/failed`` of the dated API, ``validating_files/queued/running/
-    succeeded/failed/cancelled`` of the v1 surface and the SDK) map onto this
-    service's statuses with :func:`map_openai_status`.
+    The job's states and where they lead are the job life cycle's table
+    (:mod:`shared.machines.job`); Azure's two status vocabularies map onto them
+    there (:func:`shared.machines.job.state_for_azure`).
 """
 from __future__ import annotations
 
@@ -40,61 +40,34 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, Mapping
 
-from .catalogue import UnknownModelError, base_model_of, load_catalogue
-from .state.repos import Repositories, new_job_id, utc_iso, worker_id
+from .adapters.openai_jobs import TRAINING_TYPES, job_fields
+from .catalogue import UnknownModelError, load_catalogue
+from .policies.naming import deployment_name_for
+from .core.clock import parse_time, utc_iso, utcnow
+from .core.errors import AzureError, ErrorKind
+from .machines.job import CANCELLABLE, JOB, JobState, state_for_azure
+from .state.repos import Repositories, new_job_id, worker_id
 from .state.tables import AlreadyExistsError, ConcurrencyError, Row
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "JobsError", "CreateResult", "SERVICE_STATUSES", "RECORDED_STATUSES", "OPEN_STATUSES", "TERMINAL_TRAINING_STATUSES",
-    "CANCELLABLE_STATUSES", "map_openai_status", "request_hash", "plan_job", "create_job", "cancel_job",
-    "job_view", "job_summary", "CLAIM_SECONDS",
+    "JobsError", "CreateResult", "JOB_STATUSES", "request_hash", "plan_job", "create_job", "cancel_job",
+    "job_view", "job_summary", "refusal", "CLAIM_SECONDS",
 ]
 
-# This service's job statuses, in life-cycle order.
-SERVICE_STATUSES = ("submitted", "pending", "queued", "validating_files", "running", "paused", "succeeded",
-                    "failed", "cancelled", "deploying", "deployed", "deploy_blocked", "deploy_failed", "gate_failed")
-# The monitor records Azure's status as it reads it, so a row may also hold these.
-RECORDED_STATUSES = SERVICE_STATUSES + ("created", "pausing", "resuming")
-TERMINAL_TRAINING_STATUSES = ("succeeded", "failed", "cancelled")
-OPEN_STATUSES = ("submitted", "pending", "queued", "validating_files", "running", "paused", "succeeded",
-                 "deploying")
-CANCELLABLE_STATUSES = ("pending", "queued", "validating_files", "running", "paused")
-
-# Both of Azure's vocabularies -> this service's statuses.
-_OPENAI_STATUS = {
-    "created": "pending", "pending": "pending", "queued": "queued", "validating_files": "validating_files",
-    "running": "running", "pausing": "running", "resuming": "running", "paused": "paused",
-    "succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled", "canceled": "cancelled",
-    "cancelling": "running",
-}
+# Every status a job can show: the job life cycle's states.
+JOB_STATUSES = tuple(JOB.values())
 
 # How long a request holds its claim on a submitted row (the create call times out well before).
 CLAIM_SECONDS = 90
-CREATE_TIMEOUT_SECONDS = 30.0
-# A job created by an earlier attempt is looked for among jobs created this long before the intent, or later.
-ORPHAN_WINDOW_SECONDS = 600
-ORPHAN_SCAN_LIMIT = 500
 DEFAULT_RETRY_AFTER = 30
-
-TRAINING_TYPES = {"Standard": "Standard", "GlobalStandard": "GlobalStandard", "DeveloperTier": "developerTier"}
 DEFAULT_TRAINING_TYPE = "Standard"
-
-
-def map_openai_status(status: str | None) -> str:
-    """This service's status for an Azure OpenAI job status (either vocabulary)."""
-    mapped = _OPENAI_STATUS.get((status or "").strip().lower())
-    if mapped is None:
-        log.warning("Unknown Azure OpenAI job status %r; treating it as pending", status)
-        return "pending"
-    return mapped
 
 
 class JobsError(Exception):
@@ -123,18 +96,6 @@ def request_hash(body: Mapping[str, Any]) -> str:
     whitespace do not matter, values do)."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _now() -> float:
-    return time.time()
-
-
-def _parse_time(text: Any) -> float:
-    if isinstance(text, (int, float)):
-        return float(text)
-    if not text:
-        return 0.0
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
 # ------------------------------------------------------------------------------- planning
@@ -180,12 +141,6 @@ def _base_model(repos: Repositories, requested: str | None, dataset: Row) -> tup
                             job_status=job.get("status"))
         return model, requested
     return requested, None
-
-
-def _deployment_name(job_id: str, suffix: str | None) -> str:
-    from .deployer import deployment_name_for  # the monitor's rule, so both name it alike
-
-    return deployment_name_for(job_id, suffix)
 
 
 def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
@@ -237,7 +192,7 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
     now = utc_iso()
     hp = dict(body.get("hyperparameters") or {})
     return {
-        "id": job_id, "status": "submitted", "base_model": model, "base_job": from_job,
+        "id": job_id, "status": JobState.SUBMITTED.value, "base_model": model, "base_job": from_job,
         "training_dataset": training["id"], "training_file_id": training["file_id"],
         "validation_dataset": validation["id"] if validation else None,
         "validation_file_id": validation["file_id"] if validation else None,
@@ -257,7 +212,7 @@ def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None)
         raise JobsError("sku-not-supported", f"deployment.sku: {info.name} cannot be deployed as {sku!r} "
                                              f"(deployable: {', '.join(info.deployable_skus)})", field="deployment.sku")
     return {
-        "name": spec.get("name") or _deployment_name(job_id, suffix),
+        "name": spec.get("name") or deployment_name_for(job_id, suffix),
         "sku": sku,
         "capacity": int(spec.get("capacity") or settings.default_deployment_capacity),
         "keep_alive": spec.get("keep_alive") or settings.default_keep_alive,
@@ -266,148 +221,49 @@ def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None)
 
 
 # ------------------------------------------------------------------------------- Azure calls
-class _Refused(Exception):
-    """Azure OpenAI answered that it did not create the job."""
-
-    def __init__(self, error: JobsError) -> None:
-        super().__init__(error.detail)
-        self.error = error
-
-
-class _Unknown(Exception):
-    """The create call's outcome is unknown (the job may or may not exist)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _azure_error_body(exc) -> tuple[str | None, str, str | None]:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-        body = body["error"]
-    if isinstance(body, Mapping):
-        return (str(body.get("code")) if body.get("code") is not None else None,
-                str(body.get("message") or exc), body.get("target") or body.get("param"))
-    return None, str(body or exc), None
+def refusal(err: AzureError, action: str) -> JobsError | None:
+    """The problem to answer for a call Azure OpenAI refused (nothing was created), or
+    None when the outcome is unknown (the job may exist: a timeout, a 500)."""
+    if not err.created_nothing:
+        return None
+    ext = {"code": err.code, "azure_status": err.status, "target": err.target}
+    if err.status in (429, 503):
+        retry = max(1, int(err.retry_after)) if err.retry_after else DEFAULT_RETRY_AFTER
+        return JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable ({err.status} {err.code or ''}"
+                                                     f"): {err.message}".replace(" )", ")"), retry_after=retry, **ext)
+    if err.status == 409:
+        return JobsError("azure-openai-conflict", f"Azure OpenAI refused to {action} ({err.code or err.status}): "
+                                                  f"{err.message}", **ext)
+    if err.kind == ErrorKind.AUTH:
+        return JobsError("azure-openai-error", f"Azure OpenAI did not allow this service to {action} "
+                                               f"({err.status} {err.code or ''}): {err.message}; check the Function "
+                                               f"App identity's role assignment", **ext)
+    return JobsError("azure-openai-refused", f"Azure OpenAI refused to {action} ({err.code or err.status}): "
+                                             f"{err.message}", **ext)
 
 
-def _retry_after(exc, default: int = DEFAULT_RETRY_AFTER) -> int:
-    response = getattr(exc, "response", None)
-    raw = response.headers.get("retry-after") if response is not None else None
-    try:
-        return max(1, int(float(raw))) if raw else default
-    except ValueError:
-        return default
+def _unavailable(reason: str, job_id: str | None = None) -> JobsError:
+    extra = {"job_id": job_id} if job_id else {}
+    return JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {reason}", retry_after=DEFAULT_RETRY_AFTER,
+                     **extra)
 
 
-def classify_openai_error(exc: Exception, action: str) -> Exception:
-    """A :class:`_Refused` (nothing was done) or :class:`_Unknown` for an SDK exception."""
-    import openai
-
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-        return _Unknown(f"{action}: Azure OpenAI did not answer ({type(exc).__name__})")
-    if not isinstance(exc, openai.APIStatusError):
-        return _Unknown(f"{action}: {type(exc).__name__}: {exc}")
-    status = exc.status_code
-    code, message, target = _azure_error_body(exc)
-    ext = {"code": code, "azure_status": status, "target": target}
-    if status in (429, 503):
-        retry = _retry_after(exc)
-        return _Refused(JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable ({status} {code or ''}"
-                                                              f"): {message}".replace(" )", ")"),
-                                  retry_after=retry, **ext))
-    if status in (400, 404, 422):
-        return _Refused(JobsError("azure-openai-refused", f"Azure OpenAI refused to {action} ({code or status}): "
-                                                          f"{message}", **ext))
-    if status == 409:
-        return _Refused(JobsError("azure-openai-conflict", f"Azure OpenAI refused to {action} ({code or status}): "
-                                                           f"{message}", **ext))
-    if status in (401, 403):
-        return _Refused(JobsError("azure-openai-error", f"Azure OpenAI did not allow this service to {action} "
-                                                        f"({status} {code or ''}): {message}; check the Function "
-                                                        f"App identity's role assignment", **ext))
-    return _Unknown(f"{action}: Azure OpenAI answered {status} ({code or 'no code'}): {message}")
+def _find_lost(ctx, row: Row) -> dict | None:
+    """The job an earlier attempt created for this row (the one finder the job life cycle uses too)."""
+    return _ports(ctx).jobs.find_lost(row.data, lambda oid: ctx.repos.job_recording(oid, other_than=row["id"]))
 
 
-def _create_at_azure(ctx, row: Mapping[str, Any]):
-    client = ctx.clients.openai.with_options(max_retries=0, timeout=CREATE_TIMEOUT_SECONDS)
-    hp = {k: v for k, v in (row.get("requested_hyperparameters") or {}).items() if v != "auto"}
-    kwargs: dict[str, Any] = {"model": row["base_model"], "training_file": row["training_file_id"],
-                              "seed": row["seed"]}
-    if row.get("validation_file_id"):
-        kwargs["validation_file"] = row["validation_file_id"]
-    if row.get("suffix"):
-        kwargs["suffix"] = row["suffix"]
-    if row["method"] == "dpo":
-        kwargs["method"] = {"type": "dpo", "dpo": {"hyperparameters": hp}} if hp else {"type": "dpo"}
-    else:
-        kwargs["method"] = {"type": "supervised"}
-        if hp:
-            kwargs["hyperparameters"] = hp
-    extra = {}
-    if row.get("training_type"):
-        extra["trainingType"] = TRAINING_TYPES.get(row["training_type"], row["training_type"])
-    try:
-        return client.fine_tuning.jobs.create(**kwargs, extra_body=extra or None)
-    except Exception as exc:  # noqa: BLE001 - classified below
-        raise classify_openai_error(exc, "create the fine-tuning job") from exc
+def _ports(ctx):
+    ports = getattr(ctx, "_azure_ports", None)
+    if ports is None:
+        from .adapters import AzurePorts
 
-
-def _matches(job, row: Mapping[str, Any]) -> bool:
-    if getattr(job, "training_file", None) != row.get("training_file_id"):
-        return False
-    if (getattr(job, "validation_file", None) or None) != (row.get("validation_file_id") or None):
-        return False
-    if getattr(job, "seed", None) != row.get("seed"):
-        return False
-    model = getattr(job, "model", None) or ""
-    if model != row["base_model"] and base_model_of(model) != base_model_of(row["base_model"]):
-        return False
-    created = getattr(job, "created_at", None) or 0
-    return created >= _parse_time(row.get("created_at")) - ORPHAN_WINDOW_SECONDS
-
-
-def find_orphan(ctx, row: Mapping[str, Any]):
-    """The Azure OpenAI job an earlier attempt created for this row, if any (None when
-    there is none). Raises :class:`_Unknown` when the list cannot be read."""
-    client = ctx.clients.openai.with_options(max_retries=1, timeout=CREATE_TIMEOUT_SECONDS)
-    try:
-        seen = 0
-        for job in client.fine_tuning.jobs.list(limit=100):
-            seen += 1
-            if _matches(job, row) and not _recorded_elsewhere(ctx.repos, job.id, row["id"]):
-                return job
-            if seen >= ORPHAN_SCAN_LIMIT:
-                break
-    except Exception as exc:  # noqa: BLE001
-        raise _Unknown(f"could not list Azure OpenAI jobs: {type(exc).__name__}: {exc}") from exc
-    return None
-
-
-def _recorded_elsewhere(repos: Repositories, openai_job_id: str, job_id: str) -> bool:
-    rows = repos.jobs.query("PartitionKey eq @pk and openai_job_id eq @oid",
-                            {"pk": Repositories.JOB_PARTITION, "oid": openai_job_id})
-    return any(r.row_key != job_id for r in rows)
-
-
-def _job_fields(job) -> dict[str, Any]:
-    """What the Jobs row records from an Azure OpenAI job object."""
-    hp = getattr(job, "hyperparameters", None)
-    hp = hp.model_dump(exclude_none=True) if hasattr(hp, "model_dump") else (dict(hp) if hp else None)
-    method = getattr(job, "method", None)
-    if method is not None and hasattr(method, "model_dump"):
-        method_hp = ((method.model_dump(exclude_none=True).get(getattr(method, "type", "") or "") or {})
-                     .get("hyperparameters"))
-        if method_hp and not hp:
-            hp = method_hp
-    out: dict[str, Any] = {"openai_job_id": job.id, "openai_status": job.status,
-                           "status": map_openai_status(job.status)}
-    if hp:
-        out["hyperparameters"] = hp
-    if getattr(job, "fine_tuned_model", None):
-        out["fine_tuned_model"] = job.fine_tuned_model
-    return out
+        ports = AzurePorts(ctx)
+        try:
+            ctx._azure_ports = ports
+        except AttributeError:  # a context that takes no attributes: one per call
+            pass
+    return ports
 
 
 # ------------------------------------------------------------------------------- create
@@ -453,15 +309,17 @@ def _idempotency_keys(key: str) -> tuple[str, str]:
     return encode_key(key), "key"
 
 
-def _claim(now: float) -> dict[str, Any]:
+def _claimant() -> str:
     # One claim per request (not per process): two requests with the same key can run in one worker.
-    return {"claimed_by": f"{worker_id()}#{uuid.uuid4().hex[:8]}", "claimed_until": utc_iso(now + CLAIM_SECONDS)}
+    return f"{worker_id()}#{uuid.uuid4().hex[:8]}"
 
 
 def _start(ctx, plan: dict[str, Any], key: str | None) -> CreateResult:
     """Writes the intent row and submits it; if a concurrent request with the same key
     wrote it first, answers as a retry of that request does."""
-    data = {**plan, "idempotency_key": key, **_claim(_now())}
+    now = utcnow()
+    data = {**plan, "idempotency_key": key, "claimed_by": _claimant(),
+            "claimed_until": utc_iso(now + timedelta(seconds=CLAIM_SECONDS))}
     try:
         row = ctx.repos.insert_job(data)
     except AlreadyExistsError:
@@ -472,34 +330,37 @@ def _start(ctx, plan: dict[str, Any], key: str | None) -> CreateResult:
     return CreateResult(job_view(_submit(ctx, row)))
 
 
+def _busy(row: Row, seconds: int) -> JobsError:
+    return JobsError("request-in-progress", f"job {row['id']} is being submitted by another request; retry in a "
+                                            f"moment", retry_after=max(1, seconds), job_id=row["id"])
+
+
 def _resume(ctx, row: Row) -> Row:
     """Takes over a ``submitted`` row without a job: adopt the job an earlier attempt
     created, or create it now. Refuses while another request holds the claim."""
-    now = _now()
-    until = _parse_time(row.get("claimed_until"))
-    if until > now and row.get("claimed_by"):
-        raise JobsError("request-in-progress", f"job {row['id']} is being submitted by another request; retry in a "
-                                               f"moment", retry_after=max(1, int(until - now) + 1), job_id=row["id"])
-    changes: dict[str, Any] = {**_claim(now), "updated_at": utc_iso(now)}
-    if row.get("status") != "submitted":
-        # The monitor found no job for this interrupted submission and marked it failed
+    now = utcnow()
+    changes: dict[str, Any] = {"updated_at": utc_iso(now)}
+    if row.get("status") != JobState.SUBMITTED:
+        # The job life cycle found no job for this interrupted submission and failed it
         # (submission_lost); the client's retry with the same key submits it after all.
         log.info("Job %s: reviving a %s submission for a retry with its Idempotency-Key", row["id"], row["status"])
-        changes.update({"status": "submitted", "error": None, "reconciled": None, "finished_at": None})
-    try:
-        row = ctx.repos.jobs.replace(row, changes)
-    except ConcurrencyError:
-        raise JobsError("request-in-progress", f"job {row['id']} is being submitted by another request; retry in a "
-                                               f"moment", retry_after=2, job_id=row["id"]) from None
+        history = list(row.get("status_history") or []) + [
+            {"status": JobState.SUBMITTED.value, "at": utc_iso(now), "why": "retried with its Idempotency-Key"}]
+        changes.update({"status": JobState.SUBMITTED.value, "status_history": history, "status_changed_at":
+                        utc_iso(now), "error": None, "reconciled": None, "finished_at": None})
+    claimed = ctx.repos.jobs.claim(row, _claimant(), now + timedelta(seconds=CLAIM_SECONDS), now, changes)
+    if claimed is None:
+        until = parse_time(row.get("claimed_until"))
+        raise _busy(row, int((until - now).total_seconds()) + 1 if until and until > now else 2) from None
+    row = claimed
     ctx.repos.reopen_job(row["id"])
     try:
-        orphan = find_orphan(ctx, row.data)
-    except _Unknown as exc:
-        _release(ctx, row, exc.reason)
-        raise JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {exc.reason}",
-                        retry_after=DEFAULT_RETRY_AFTER) from None
+        orphan = _find_lost(ctx, row)
+    except AzureError as exc:
+        _release(ctx, row, str(exc))
+        raise _unavailable(str(exc)) from None
     if orphan is not None:
-        log.info("Job %s: adopting Azure OpenAI job %s created by an earlier attempt", row["id"], orphan.id)
+        log.info("Job %s: adopting Azure OpenAI job %s created by an earlier attempt", row["id"], orphan["id"])
         return _record(ctx, row, orphan)
     return _submit(ctx, row)
 
@@ -509,55 +370,57 @@ def _submit(ctx, row: Row) -> Row:
     if row.get("openai_job_id"):
         return row
     try:
-        job = _create_at_azure(ctx, row.data)
-    except _Refused as refused:
-        _remove(ctx, row, refused.error.detail)
-        raise refused.error from None
-    except _Unknown as unknown:
-        log.warning("Job %s: %s; looking for the job at Azure OpenAI", row["id"], unknown.reason)
+        job = _ports(ctx).jobs.create(row.data)
+    except AzureError as err:
+        problem = refusal(err, "create the fine-tuning job")
+        if problem is not None:
+            _remove(ctx, row, problem.detail)
+            raise problem from None
+        reason = f"create the fine-tuning job: Azure OpenAI {'answered ' + str(err.status) if err.status else 'did not answer'} ({err.message})"
+        log.warning("Job %s: %s; looking for the job at Azure OpenAI", row["id"], reason)
         try:
-            orphan = find_orphan(ctx, row.data)
-        except _Unknown as exc:
-            _release(ctx, row, f"{unknown.reason}; {exc.reason}")
-            raise JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {unknown.reason}; whether "
-                                                        f"the job was created is not known yet (retry with the same "
-                                                        f"Idempotency-Key to resume)", retry_after=DEFAULT_RETRY_AFTER,
-                            job_id=row["id"]) from None
+            orphan = _find_lost(ctx, row)
+        except AzureError as exc:
+            _release(ctx, row, f"{reason}; {exc}")
+            raise _unavailable(f"{reason}; whether the job was created is not known yet (retry with the same "
+                               f"Idempotency-Key to resume)", row["id"]) from None
         if orphan is not None:
             return _record(ctx, row, orphan)
-        # Not listed (yet): a request that timed out may still be carried out, so the row
-        # stays for a retry with the same key, or for the monitor, to settle.
-        _release(ctx, row, unknown.reason)
-        raise JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {unknown.reason}; whether the "
-                                                    f"job was created is not known yet (retry with the same "
-                                                    f"Idempotency-Key to resume)", retry_after=DEFAULT_RETRY_AFTER,
-                        job_id=row["id"]) from None
+        # Not listed (yet): a request that timed out may still be carried out, so the row stays
+        # for a retry with the same key, or for the job life cycle, to settle.
+        _release(ctx, row, reason)
+        raise _unavailable(f"{reason}; whether the job was created is not known yet (retry with the same "
+                           f"Idempotency-Key to resume)", row["id"]) from None
     return _record(ctx, row, job)
 
 
 def _record(ctx, row: Row, job) -> Row:
-    now = _now()
-    changes = {**_job_fields(job), "submitted_at": utc_iso(now), "updated_at": utc_iso(now),
-               "claimed_by": None, "claimed_until": None, "last_error": None,
-               "attempts": int(row.get("attempts") or 0) + 1}
+    now = utcnow()
+    fields = job_fields(job)
+    state = state_for_azure(fields.get("openai_status")) or JobState.PENDING
+    history = list(row.get("status_history") or []) + [
+        {"status": state.value, "at": utc_iso(now), "why": f"created at Azure OpenAI as {fields['openai_job_id']}"}]
+    changes = {**fields, "status": state.value, "status_history": history, "status_changed_at": utc_iso(now),
+               "submitted_at": utc_iso(now), "updated_at": utc_iso(now), "claimed_by": None, "claimed_until": None,
+               "last_error": None, "attempts": int(row.get("attempts") or 0) + 1}
     try:
         recorded = ctx.repos.jobs.replace(row, changes)
     except ConcurrencyError:
         def mutate(current: dict[str, Any]) -> dict[str, Any] | None:
-            if current.get("openai_job_id") and current["openai_job_id"] != job.id:
+            if current.get("openai_job_id") and current["openai_job_id"] != fields["openai_job_id"]:
                 log.error("Job %s already records Azure OpenAI job %s; %s is a duplicate", row["id"],
-                          current["openai_job_id"], job.id)
+                          current["openai_job_id"], fields["openai_job_id"])
                 return None
             return {**changes, "error": None, "reconciled": None}
 
         recorded = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, mutate)
-    if recorded.get("status") in OPEN_STATUSES:
-        ctx.repos.reopen_job(row["id"])  # in case the monitor closed it while the request ran
+    if JOB.spec(JobState(recorded.get("status"))).open:
+        ctx.repos.reopen_job(row["id"])  # in case a tick closed it while the request ran
     return recorded
 
 
 def _release(ctx, row: Row, reason: str) -> None:
-    """Leaves the intent for a retry or the monitor: claim released, reason kept."""
+    """Leaves the intent for a retry or the job life cycle: claim released, reason kept."""
     error = {"kind": "unknown_outcome", "message": reason, "at": utc_iso(), "during": "creating the job"}
     try:
         ctx.repos.jobs.replace(row, {"claimed_by": None, "claimed_until": None, "last_error": error,
@@ -575,7 +438,8 @@ def _remove(ctx, row: Row, reason: str) -> None:
     except ConcurrencyError:
         current = ctx.repos.find_job(row["id"])
         if current is not None:
-            held = current.get("claimed_by") and _parse_time(current.get("claimed_until")) > _now()
+            until = parse_time(current.get("claimed_until"))
+            held = current.get("claimed_by") and until is not None and until > utcnow()
             if current.get("openai_job_id") or (held and current.get("claimed_by") != row.get("claimed_by")):
                 return  # it has a job now, or another request has taken it over
             ctx.repos.jobs.delete(current)
@@ -589,25 +453,33 @@ def cancel_job(ctx, job_id: str) -> dict[str, Any]:
     if not row.get("openai_job_id"):
         raise JobsError("job-not-cancellable", f"job {row['id']} is still being submitted; retry in a moment",
                         retry_after=5, job_status=status)
-    if status not in CANCELLABLE_STATUSES:
+    if status not in CANCELLABLE:
         raise JobsError("job-not-cancellable", f"job {row['id']} is {status}; only a job that is "
-                                               f"{', '.join(CANCELLABLE_STATUSES)} can be cancelled",
-                        job_status=status)
-    client = ctx.clients.openai.with_options(max_retries=2, timeout=CREATE_TIMEOUT_SECONDS)
+                                               f"{', '.join(CANCELLABLE)} can be cancelled", job_status=status)
     try:
-        job = client.fine_tuning.jobs.cancel(row["openai_job_id"])
-    except Exception as exc:  # noqa: BLE001
-        outcome = classify_openai_error(exc, "cancel the job")
-        if isinstance(outcome, _Refused):
-            raise outcome.error from None
-        raise JobsError("azure-openai-unavailable", f"Azure OpenAI is unavailable: {outcome}",
-                        retry_after=DEFAULT_RETRY_AFTER) from None
-    fields = _job_fields(job)
-    fields["cancel_requested_at"] = utc_iso()
-    fields["updated_at"] = utc_iso()
-    if fields["status"] == "cancelled":
-        fields["finished_at"] = utc_iso()
-    updated = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, lambda _d: fields)
+        job = _ports(ctx).jobs.cancel(row["openai_job_id"])
+    except AzureError as err:
+        problem = refusal(err, "cancel the job")
+        if problem is not None:
+            raise problem from None
+        raise _unavailable(f"cancel the job: {err.message}") from None
+    fields = job_fields(job)
+    state = state_for_azure(fields.get("openai_status")) or JobState(status)
+    now = utc_iso()
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        out = {**fields, "cancel_requested_at": now, "updated_at": now}
+        if current.get("status") != state.value and state in JOB.spec(JobState(current["status"])).to:
+            history = list(current.get("status_history") or []) + [
+                {"status": state.value, "at": now, "why": "cancelled through the API"}]
+            out.update({"status": state.value, "status_history": history, "status_changed_at": now})
+        if state == JobState.CANCELLED:
+            out["finished_at"] = now
+        return out
+
+    updated = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change)
+    if not JOB.spec(JobState(updated["status"])).open:
+        ctx.repos.close_job(row["id"])
     return job_view(updated)
 
 

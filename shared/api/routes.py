@@ -12,7 +12,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from .. import jobs
+from ..core.clock import parse_time
 from ..jobs import JobsError
+from ..machines.deployment import HOSTED_STATES
+from ..policies.idle import idle_deadline, is_developer_tier
 from ..state.repos import Repositories, utc_iso
 from ..state.tables import ConcurrencyError, NotFoundError, Row
 from . import schemas
@@ -25,8 +28,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7E]{1,255}$"
-IDLE_DAYS = 15
-DEVELOPER_TIER_HOURS = 24
 REPORT_ITEMS_CAP = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -142,7 +143,7 @@ def create_job(ctx_factory, request: Request, params) -> Response:
 
 
 def list_jobs(ctx_factory, request: Request, params) -> Response:
-    statuses = _statuses(request, jobs.RECORDED_STATUSES)
+    statuses = _statuses(request, jobs.JOB_STATUSES)
     limit = _limit(request)
     query = _fingerprint("jobs", statuses)
     token = decode_token(request, query)
@@ -261,35 +262,19 @@ def get_dataset(ctx_factory, request: Request, params) -> Response:
 # --------------------------------------------------------------------------------- deployments
 
 
-def _parse_iso(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-_LIVE_STATES = ("creating", "warming", "active", "redeploying", "restored")
-
-
 def _deployment_view(ctx, row: Row) -> dict[str, Any]:
     d = row.data
     out = {k: d.get(k) for k in schemas.DEPLOYMENT_PROPERTIES if k in d}
     out["name"] = d.get("name") or row.row_key
     out["keep_alive"] = d.get("keep_alive") or ctx.settings.default_keep_alive
     out["state"] = d.get("state")
-    created = _parse_iso(d.get("created_at"))
-    developer = (d.get("sku") or "") == "DeveloperTier"
+    created = parse_time(d.get("created_at"))
+    developer = is_developer_tier(d.get("sku"))
     if not d.get("idle_deadline") and created is not None:
-        if developer:
-            deadline = created + timedelta(hours=DEVELOPER_TIER_HOURS)
-        else:
-            last = max(filter(None, [created, _parse_iso(d.get("last_activity"))]))
-            deadline = last + timedelta(days=IDLE_DAYS)
-        out["idle_deadline"] = utc_iso(deadline)
+        deadline = idle_deadline(d.get("sku"), created, parse_time(d.get("last_activity")))
+        out["idle_deadline"] = utc_iso(deadline) if deadline else None
     hours = d.get("hosting_hours")
-    if hours is None and created is not None and d.get("state") in _LIVE_STATES:
+    if hours is None and created is not None and d.get("state") in HOSTED_STATES:
         hours = max(0.0, (datetime.now(timezone.utc) - created).total_seconds() / 3600)
     if hours is not None:
         out["hosting_hours"] = round(float(hours), 2)
@@ -419,7 +404,7 @@ OPERATIONS: list[Operation] = [
                                       "Idempotent-Replayed": {"schema": {"type": "string"}}},
                                 409: _RETRY, 503: _RETRY}),
     Operation("GET", "/jobs", "listJobs", "List jobs, newest first", list_jobs, tag="jobs",
-              parameters=[_status_param(jobs.RECORDED_STATUSES), _LIMIT, _CONT],
+              parameters=[_status_param(jobs.JOB_STATUSES), _LIMIT, _CONT],
               responses={200: ("A page of jobs", "JobList"), 400: ("Bad parameter", _P)}),
     Operation("GET", "/jobs/{id}", "getJob", "A job: status, hyperparameters, events, metrics, deployment",
               get_job, tag="jobs", path_schemas={"id": {"type": "string", "pattern": schemas.JOB_ID_PATTERN}},

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jobs import RECORDED_STATUSES, TRAINING_TYPES
+from ..adapters.openai_jobs import TRAINING_TYPES
+from ..machines.dataset import DATASET
+from ..machines.deployment import DEPLOYMENT
+from ..machines.job import JOB
 
 SUFFIX_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 DEPLOYMENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
 JOB_ID_PATTERN = r"^(job-[0-9]{13}[0-9a-f]{8}|ftjob-[A-Za-z0-9_-]{1,64})$"
 SKUS = ["Standard", "GlobalStandard", "DeveloperTier", "ProvisionedManaged"]
 KEEP_ALIVE = ["redeploy", "ping", "none"]
-DATASET_STATUSES = ["validating", "rejected", "uploading", "processing", "ready", "upload_failed"]
+# Every status the API shows comes from the life cycles' tables.
+JOB_STATUSES = JOB.values()
+DATASET_STATUSES = DATASET.values()
+DEPLOYMENT_STATES = DEPLOYMENT.values()
 
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
@@ -119,7 +125,7 @@ _HP_VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}]}
 
 JOB_SUMMARY_PROPERTIES = {
     "id": {"type": "string"},
-    "status": {"enum": list(RECORDED_STATUSES)},
+    "status": {"enum": JOB_STATUSES},
     "openai_job_id": _STR_OR_NULL,
     "base_model": _STR_OR_NULL,
     "method": _STR_OR_NULL,
@@ -164,7 +170,8 @@ JOB = {
             "properties": {
                 "name": {"type": "string"}, "sku": {"type": "string"}, "capacity": {"type": "integer"},
                 "keep_alive": {"enum": KEEP_ALIVE}, "gate": {"oneOf": [{"type": "null"}, GATE]},
-                "state": _STR_OR_NULL, "model": _STR_OR_NULL, "provisioning_state": _STR_OR_NULL,
+                "state": {"enum": DEPLOYMENT_STATES + [None]}, "model": _STR_OR_NULL,
+                "provisioning_state": _STR_OR_NULL,
                 "idle_deadline": _TIME, "last_activity": _TIME,
             },
         }]},
@@ -231,7 +238,7 @@ DEPLOYMENT_PROPERTIES = {
     "sku": _STR_OR_NULL,
     "capacity": _INT_OR_NULL,
     "keep_alive": {"enum": KEEP_ALIVE},
-    "state": _STR_OR_NULL,
+    "state": {"enum": DEPLOYMENT_STATES},
     "provisioning_state": _STR_OR_NULL,
     "created_at": _TIME,
     "last_activity": _TIME,

@@ -72,23 +72,16 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any, Iterator
 
+from ..core.clock import utc_iso
 from .tables import AlreadyExistsError, ConcurrencyError, NotFoundError, Row, Table, TableStore, encode_key
 
 __all__ = ["Repositories", "utc_iso", "new_job_id", "time_ordered_id",
            "ConcurrencyError", "NotFoundError", "AlreadyExistsError", "Row"]
 
 _MAX_MS = 10**13 - 1
-
-
-def utc_iso(t: datetime | float | None = None) -> str:
-    if t is None:
-        t = datetime.now(timezone.utc)
-    elif isinstance(t, (int, float)):
-        t = datetime.fromtimestamp(t, timezone.utc)
-    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def time_ordered_id(now: float | None = None) -> str:
@@ -106,6 +99,10 @@ class Repositories:
 
     JOB_PARTITION = "job"
     OPEN_PARTITION = "open"
+    # The open index of the Datasets table (no base model starts with "~") and of the
+    # Deployments table (one per account).
+    DATASET_INDEX = "~open"
+    DEPLOYMENT_INDEX = "~open~"
 
     def __init__(self, store: TableStore, settings) -> None:
         self.store = store
@@ -131,6 +128,26 @@ class Repositories:
     @property
     def idempotency(self) -> Table:
         return self.store.table(self.settings.idempotency_table)
+
+    # ---- open indexes (the engine keeps them in step with the states) ---------------
+    @cached_property
+    def job_index(self):
+        from ..machines.engine import OpenIndex
+
+        return OpenIndex(self.jobs, self.OPEN_PARTITION, target_partition=self.JOB_PARTITION)
+
+    @cached_property
+    def dataset_index(self):
+        from ..machines.engine import OpenIndex
+
+        return OpenIndex(self.datasets, self.DATASET_INDEX)
+
+    @cached_property
+    def deployment_index(self):
+        from ..machines.engine import OpenIndex
+
+        account = encode_key(self.settings.openai_account)
+        return OpenIndex(self.deployments, self.DEPLOYMENT_INDEX + account, target_partition=account)
 
     # ---- datasets -----------------------------------------------------------------
     @staticmethod
@@ -174,6 +191,12 @@ class Repositories:
             pass
         return self.jobs.insert({**data, "PartitionKey": self.JOB_PARTITION, "RowKey": data["id"]})
 
+    def job_recording(self, openai_job_id: str, other_than: str | None = None) -> bool:
+        """Whether a Jobs row (other than ``other_than``) records this Azure OpenAI job."""
+        rows = self.jobs.query("PartitionKey eq @pk and openai_job_id eq @oid",
+                               {"pk": self.JOB_PARTITION, "oid": openai_job_id})
+        return any(r.row_key != other_than for r in rows)
+
     def open_job_ids(self) -> list[str]:
         return [r.row_key for r in self.jobs.partition(self.OPEN_PARTITION)]
 
@@ -200,6 +223,9 @@ class Repositories:
 
     def list_deployments(self) -> Iterator[Row]:
         return self.deployments.partition(encode_key(self.settings.openai_account))
+
+    def find_deployment_row(self, pk: str, rk: str) -> Row | None:
+        return self.deployments.find(pk, rk)
 
     def add_deployment_event(self, name: str, action: str, reason: str, *, outcome: str = "ok",
                              deadline: str | None = None, detail: Any = None, now: float | None = None) -> Row:

@@ -179,6 +179,22 @@ class Table:
             except ConcurrencyError:
                 raise LostClaim(row.row_key) from None
 
+    def claim(self, row: Row, worker: str, until: Any, now: Any, changes: Mapping[str, Any] | None = None) -> Row | None:
+        """The one claim routine: takes the row for ``worker`` until ``until`` (ISO text or a
+        datetime), with ``changes`` in the same write, unless another worker holds a claim
+        that has not run out at ``now``. Returns the claimed row, or None when it is held
+        or changed since it was read (someone else got there first)."""
+        from ..core.clock import parse_time, utc_iso
+
+        holder, held_until = row.get("claimed_by"), parse_time(row.get("claimed_until"))
+        if holder and holder != worker and held_until is not None and held_until > parse_time(now):
+            return None
+        try:
+            return self.replace(row, {**(changes or {}), "claimed_by": worker,
+                                      "claimed_until": utc_iso(parse_time(until))})
+        except ConcurrencyError:
+            return None
+
     def upsert(self, data: Mapping[str, Any]) -> Row:
         """Unconditional write: only for rows that a single writer owns (e.g. append-only events)."""
         meta = self.client.upsert_entity(_to_entity(data), mode=UpdateMode.REPLACE)

@@ -15,7 +15,9 @@ from shared.api.router import Router
 from shared.api.routes import OPERATIONS, decode_token, encode_token
 from shared.api.schemas import COMPONENTS
 from shared.api.validation import check_supported, validate
-from shared.jobs import SERVICE_STATUSES, classify_openai_error, map_openai_status
+from shared.core.errors import classify
+from shared.jobs import JOB_STATUSES, refusal
+from shared.machines.job import state_for_azure
 
 from .openapi_check import OpenApiChecker
 
@@ -202,7 +204,7 @@ def test_unsupported_media_type_and_json_subtypes():
     ("succeeded", "succeeded"), ("failed", "failed"), ("cancelled", "cancelled"), ("Cancelled", "cancelled"),
 ])
 def test_both_azure_vocabularies_map_to_service_statuses(azure, ours):
-    assert map_openai_status(azure) == ours and ours in SERVICE_STATUSES
+    assert state_for_azure(azure) == ours and ours in JOB_STATUSES
 
 
 def _status_error(status: int, body: dict, headers: dict | None = None):
@@ -221,26 +223,26 @@ def _status_error(status: int, body: dict, headers: dict | None = None):
 def test_azure_refusals_are_classified(status, kind, answer):
     exc = _status_error(status, {"error": {"code": "someCode", "message": "nope", "target": "model"}},
                         {"retry-after": "12"})
-    outcome = classify_openai_error(exc, "create the fine-tuning job")
-    assert type(outcome).__name__ == "_Refused"
-    assert outcome.error.kind == kind and outcome.error.extensions["code"] == "someCode"
-    assert (outcome.error.status or PROBLEM_TYPES[kind][0]) == answer
+    problem = refusal(classify(exc), "create the fine-tuning job")
+    assert problem is not None  # refused: nothing was created
+    assert problem.kind == kind and problem.extensions["code"] == "someCode"
+    assert (problem.status or PROBLEM_TYPES[kind][0]) == answer
     if answer == 503:
-        assert outcome.error.retry_after == 12
+        assert problem.retry_after == 12
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
 def test_server_errors_leave_the_outcome_unknown(status):
-    outcome = classify_openai_error(_status_error(status, {"error": {"code": "internalFailure", "message": "x"}}),
-                                    "create the fine-tuning job")
-    assert type(outcome).__name__ == "_Unknown"
+    err = classify(_status_error(status, {"error": {"code": "internalFailure", "message": "x"}}))
+    assert not err.created_nothing and refusal(err, "create the fine-tuning job") is None
 
 
 def test_timeouts_leave_the_outcome_unknown():
     import openai
 
     exc = openai.APITimeoutError(request=httpx.Request("POST", "https://x"))
-    assert type(classify_openai_error(exc, "create")).__name__ == "_Unknown"
+    err = classify(exc)
+    assert not err.created_nothing and refusal(err, "create") is None
 
 
 def test_function_app_loads_without_the_domain():

@@ -140,7 +140,9 @@ def test_crash_after_azure_created_the_job_is_resumed_not_repeated(api, ctx, sim
 def test_timeout_leaves_the_intent_and_a_retry_adopts_the_late_job(api, ctx, simulator, monkeypatch):
     import shared.jobs as jobs
 
-    monkeypatch.setattr(jobs, "CREATE_TIMEOUT_SECONDS", 1.0)
+    import shared.adapters.openai_jobs as openai_jobs
+
+    monkeypatch.setattr(openai_jobs, "CREATE_TIMEOUT_SECONDS", 1.0)
     ds = make_dataset(ctx, f"{MODEL}/slow.jsonl")
     simulator.admin.inject_fault("delay", method="POST", path_regex=r"^/openai/fine_tuning/jobs$", seconds=2)
     headers = {"Idempotency-Key": "slow-1"}
@@ -193,7 +195,9 @@ def test_rows_left_submitted_are_settled_by_the_monitor_and_revived_by_a_retry(a
 
     # Interrupted after Azure created the job: adopted.
     plan = jobs.plan_job(ctx, {"training_dataset": ds["name"]}, new_job_id())
-    created = jobs._create_at_azure(ctx, plan)
+    from shared.adapters import AzurePorts
+
+    created = AzurePorts(ctx).jobs.create(plan)
     ctx.repos.insert_job(plan)
     # Interrupted before Azure was called, with an Idempotency-Key bound to it.
     body = {"training_dataset": ds["name"], "suffix": "lost"}

@@ -9,7 +9,7 @@ import pytest
 
 import shared.keeper as keeper_mod
 from devstack.scenarios import Plan, move_to, sim_time
-from shared.deployer import Deployer
+from shared.adapters import AzurePorts
 from shared.keeper import Keeper
 
 from .conftest import Driver, events, provision, removals, row
@@ -27,11 +27,11 @@ def test_sixty_days_of_policies(ctx, admin):
     seq = admin.last_seq()
     period = timedelta(hours=4)
     drive = Driver(ctx, admin, period)
-    deployer = Deployer(ctx)
+    deployer = AzurePorts(ctx)
     s = ctx.settings
 
     def traffic():
-        assert deployer.ping(busy, None).ok
+        assert deployer.inference.ping(busy, None).ok
 
     def delete_by_hand():
         traffic()
@@ -150,13 +150,13 @@ def test_recent_request_postpones_a_redeploy_until_the_deadline_is_close(ctx, ad
     created = datetime.fromisoformat(row(ctx, name)["created_at"].replace("Z", "+00:00"))
     keeper = Keeper(ctx)
     move_to(admin, created + timedelta(hours=19))
-    assert Deployer(ctx).ping(name, None).ok
+    assert AzurePorts(ctx).inference.ping(name, None).ok
     keeper.tick(now=sim_time(admin), sleep=admin.advance)
     e = events(ctx, name)[0]
     assert e["action"] == "redeploy" and e["outcome"] == "postponed" and "postpones" in e["reason"]
     assert row(ctx, name)["redeploys"] == 0
     move_to(admin, created + timedelta(hours=21, minutes=30))  # under 3 hours left: no more postponing
-    assert Deployer(ctx).ping(name, None).ok
+    assert AzurePorts(ctx).inference.ping(name, None).ok
     keeper.tick(now=sim_time(admin), sleep=admin.advance)
     r = row(ctx, name)
     assert r["redeploys"] == 1 and r["state"] == "active"
@@ -172,7 +172,7 @@ def test_a_slow_redeploy_is_resumed_by_the_next_tick(ctx, admin, monkeypatch):
     report = keeper.tick(now=sim_time(admin), sleep=admin.advance)
     assert report.count("redeploy", "in_progress") == 1
     r = row(ctx, name)
-    assert r["state"] == "redeploying" and r["phase"] == "creating"
+    assert r["state"] == "recreating"  # deleted, and being created again under the same name
     assert [x["name"] for x in admin.state()["deployments"]] == [name]  # being created, not missing
     admin.advance(3600)
     keeper.tick(now=sim_time(admin), sleep=admin.advance)
@@ -187,10 +187,10 @@ def test_adopts_hand_made_fine_tuned_deployments_only_when_asked(ctx, admin, mon
 
     [mine] = provision(ctx, admin, Plan("mine", "ping"))
     model = row(ctx, mine)["model"]
-    deployer = Deployer(ctx)
+    deployer = AzurePorts(ctx)
     # A second deployment of the same fine-tuned model, and one of a base model, made by hand.
-    deployer.begin_create("by-hand-ft", model, "Standard", 1)
-    deployer.begin_create("by-hand-base", "gpt-4o-mini-2024-07-18", "Standard", 1)
+    deployer.arm.begin_create("by-hand-ft", model, "Standard", 1)
+    deployer.arm.begin_create("by-hand-base", "gpt-4o-mini-2024-07-18", "Standard", 1)
     admin.advance(30)
     Keeper(ctx).tick(now=sim_time(admin), sleep=admin.advance)
     assert ctx.repos.find_deployment("by-hand-ft") is None  # off by default
@@ -205,7 +205,7 @@ def test_adopts_hand_made_fine_tuned_deployments_only_when_asked(ctx, admin, mon
 
 
 def test_hosting_figures():
-    from shared.keeper import _close_period, hosting_figures
+    from shared.policies.hosting import close_period as _close_period, hosting_figures
 
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     r = {"hosted_since": "2025-01-01T00:00:00Z", "sku": "Standard"}
@@ -221,7 +221,7 @@ def test_hosting_figures():
 
 
 def test_margin_is_shorter_for_developer_tier(app_env):
-    from shared.keeper import effective_margin
+    from shared.policies.idle import effective_margin
     from shared.settings import Settings
 
     s = Settings.from_env(app_env)

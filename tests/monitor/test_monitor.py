@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-import shared.monitor as monitor_mod
+import shared.machines.deployment as deployment_mod
+import shared.machines.job as job_mod
 from devstack.runner import LocalRunner, load_app
-from shared.deployer import deployment_name_for
+from shared.policies.naming import deployment_name_for
 from shared.state.repos import utc_iso
 
 from .conftest import create_job, job, run_until, statuses
@@ -155,14 +156,21 @@ def test_quota_error_is_blocked_retried_and_succeeds_when_lifted(ctx, runner, si
     seq = admin.last_seq()
     runner.run_timer("monitor")
     assert puts(admin, seq) == []
-    # The backoff passes (shortened here), still no quota: attempt 2, longer backoff.
-    ctx.repos.jobs.update_with_retry("job", job_id, lambda d: {"next_attempt_at": utc_iso()})
+    # The backoff passes (shortened here, for the deployment that retries and the job that follows
+    # it; both wait until the same moment), still no quota: attempt 2, longer backoff.
+    pk, rk = ctx.repos.deployment_keys(name)
+
+    def backoff_passes():
+        ctx.repos.deployments.update_with_retry(pk, rk, lambda d: {"next_attempt_at": utc_iso()})
+        ctx.repos.jobs.update_with_retry("job", job_id, lambda d: {"next_attempt_at": utc_iso()})
+
+    backoff_passes()
     runner.run_timer("monitor")
     j = job(ctx, job_id)
     assert j["status"] == "deploy_blocked" and j["attempts"] == 2
     # Quota is lifted: the next attempt deploys.
     admin.configure(max_finetuned_deployments=10)
-    ctx.repos.jobs.update_with_retry("job", job_id, lambda d: {"next_attempt_at": utc_iso()})
+    backoff_passes()
     run_until(tick(runner), lambda: job(ctx, job_id)["status"] == "deployed", admin=admin, advance=0.5)
     assert ctx.repos.get_deployment(name)["state"] == "active"
     assert [e["outcome"] for e in ctx.repos.deployment_events_for(name)][:2] == ["ok", "started"]
@@ -170,7 +178,7 @@ def test_quota_error_is_blocked_retried_and_succeeds_when_lifted(ctx, runner, si
 
 def test_provisioning_that_fails_with_insufficient_quota_is_retried(ctx, runner, simulator, monkeypatch):
     admin = simulator.admin
-    monkeypatch.setattr(monitor_mod, "BACKOFF_BASE_SECONDS", 0.0)
+    monkeypatch.setattr(deployment_mod, "DEPLOY_RETRY", deployment_mod.RetryPolicy(0.0, 0.0, 30.0))
     admin.inject_fault("deployment_failure", count=1)  # ARM accepts the PUT, provisioning then fails
     row = create_job(ctx, suffix="provfail", deployment={})
     run_until(tick(runner), lambda: job(ctx, row.row_key)["status"] == "deploy_blocked", admin=admin, advance=0.5)
@@ -181,7 +189,10 @@ def test_provisioning_that_fails_with_insufficient_quota_is_retried(ctx, runner,
 
 def test_transient_errors_never_lose_a_job(ctx, runner, simulator, monkeypatch):
     admin = simulator.admin
-    monkeypatch.setattr(monitor_mod, "TRANSIENT_RETRY_SECONDS", 0.0)
+    no_wait = job_mod.RetryPolicy(120.0, 3600.0, 0.0)  # a transient error without Retry-After: retried at once
+    monkeypatch.setattr(job_mod.JOB, "policy", no_wait)
+    monkeypatch.setattr(deployment_mod.DEPLOYMENT, "policy", no_wait)
+    monkeypatch.setattr(deployment_mod, "DEPLOY_RETRY", no_wait)
     row = create_job(ctx, suffix="flaky", deployment={})
     job_id = row.row_key
     admin.inject_fault("unavailable", path_regex=r"^/openai/fine_tuning/jobs/", count=1)

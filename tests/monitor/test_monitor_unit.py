@@ -5,9 +5,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.deployer import (Clock, DeployError, deployment_name_for, idle_deadline, is_valid_deployment_name,
-                             model_format)
-from shared.monitor import backoff_seconds, check_gate, summarize_results
+from shared.adapters.inference import model_format
+from shared.core.clock import Clock
+from shared.core.errors import AzureError
+from shared.machines.deployment import DEPLOY_RETRY
+from shared.policies.gate import check_gate, summarize_results
+from shared.policies.idle import idle_deadline
+from shared.policies.naming import deployment_name_for, is_valid_deployment_name
 
 CSV = """step,train_loss,train_accuracy,train_mean_token_accuracy,valid_loss,valid_accuracy,validation_mean_token_accuracy
 1,1.9,0.3,0.55,2.0,0.28,0.54
@@ -83,9 +87,9 @@ def test_idle_deadline():
 
 
 def test_backoff_grows_and_is_capped():
-    assert backoff_seconds(1) == 120
-    assert backoff_seconds(2) == 240
-    assert backoff_seconds(20) == 3600
+    assert DEPLOY_RETRY.backoff(1) == 120
+    assert DEPLOY_RETRY.backoff(2) == 240
+    assert DEPLOY_RETRY.backoff(20) == 3600
 
 
 def test_clock_sources():
@@ -98,6 +102,6 @@ def test_clock_sources():
     assert slept == [3]
 
 
-def test_deploy_error_kinds():
-    assert DeployError("quota", "InsufficientQuota", "m").blocking
-    assert not DeployError("transient", None, "m").blocking
+def test_error_kinds():
+    assert AzureError("quota", "InsufficientQuota", "m").blocking
+    assert not AzureError("transient", None, "m").blocking

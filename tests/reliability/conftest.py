@@ -60,13 +60,13 @@ def _fresh_app_index():
 
 @pytest.fixture(autouse=True)
 def _short_waits(monkeypatch):
-    """The keeper polls ARM every 5 s inside a tick; on the simulated clock that is a
+    """An operation under way is looked at again after 5 s; on the simulated clock that is a
     clock move, but intake and the Jobs API wait in real time: shorten what tests wait."""
-    import shared.jobs as jobs
-    import shared.keeper as keeper
+    import shared.adapters.openai_jobs as openai_jobs
+    import shared.machines.deployment as deployment
 
-    monkeypatch.setattr(keeper, "POLL_SECONDS", 1.0)
-    monkeypatch.setattr(jobs, "CREATE_TIMEOUT_SECONDS", float(HTTP_TIMEOUT))
+    monkeypatch.setattr(deployment, "POLL_SECONDS", 1.0)
+    monkeypatch.setattr(openai_jobs, "CREATE_TIMEOUT_SECONDS", float(HTTP_TIMEOUT))
 
 
 @pytest.fixture

@@ -95,12 +95,15 @@ def test_the_pipeline_converges_after_a_kill_at_each_side_effect(app_env, admin,
     fourth.kill()
     time.sleep(HOLD + 0.5)  # ARM creates the deployment
     j = job_row(ctx, job_id)
-    assert j["status"] == "deploying" and not j.get("deploy_requested_at") and j["claimed_by"]
     name_d = j["deployment_name"]
+    d = ctx.repos.get_deployment(name_d)
+    # The deployment's intent is recorded and claimed by the killed tick; the PUT's outcome is not.
+    assert j["status"] == "deploying" and d["state"] == "creating" and d["claimed_by"]
+    assert d.get("create_requested_at") and not d.get("operation") and not d.get("provisioning_state")
     assert len(sim_deployments(admin, name_d)) == 1
-    # The killed tick's claim runs out (10 minutes); a tick after that resumes the job.
+    # The killed tick's claim runs out (30 minutes); a tick after that resumes the deployment.
     monitor = Monitor(ctx)
-    later = datetime.now(timezone.utc) + timedelta(minutes=11)
+    later = datetime.now(timezone.utc) + timedelta(minutes=31)
     until(lambda: job_row(ctx, job_id)["status"] == "deployed", step=lambda: monitor.tick(now=later), timeout=30,
           pause=0.3, what="deployed after the restart")
     assert len(_posts(admin, DEPLOYMENT, "PUT")) == 1
@@ -125,13 +128,14 @@ def test_the_pipeline_converges_after_a_kill_at_each_side_effect(app_env, admin,
             child.wait()
         time.sleep(HOLD + 0.5)
         row = ctx.repos.get_deployment(name_d)
-        assert row["state"] == "redeploying", (method, row.data)
+        # The intent of each side effect is recorded before it: deleting, then re-creating.
+        assert row["state"] == {"DELETE": "redeploying", "PUT": "recreating"}[method], (method, row.data)
         admin.advance(minutes=31)  # the killed tick's claim (30 minutes) runs out
     from shared.keeper import Keeper
 
     Keeper(ctx).tick(now=sim_now(admin), sleep=admin.advance)
     row = ctx.repos.get_deployment(name_d)
-    assert row["state"] == "active" and row["redeploys"] == 1 and not row.get("phase"), row.data
+    assert row["state"] == "active" and row["redeploys"] == 1, row.data
     assert [d["state"] for d in sim_deployments(admin, name_d)] == ["Succeeded"]
     assert len(_posts(admin, DEPLOYMENT, "DELETE")) == 1
     assert len(_posts(admin, DEPLOYMENT, "PUT")) == 2  # the monitor's, the keeper's: none repeated

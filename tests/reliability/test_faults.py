@@ -91,10 +91,14 @@ def test_the_pipeline_completes_through_faults_at_every_step(kind, import_thresh
 def test_a_long_outage_is_bounded_and_recorded_at_each_stage(runner, app_env, admin, monkeypatch):
     """503 on every call of a step for longer than any retry: each stage makes a bounded
     number of calls, records the reason, and picks up again when the outage ends."""
-    import shared.monitor as monitor_mod
+    import shared.machines.deployment as deployment_mod
+    import shared.machines.job as job_mod
 
     ctx = get_context()
-    monkeypatch.setattr(monitor_mod, "TRANSIENT_RETRY_SECONDS", 1.0)
+    quick = job_mod.RetryPolicy(120.0, 3600.0, 1.0)  # a transient error without Retry-After: again after 1 s
+    monkeypatch.setattr(job_mod.JOB, "policy", quick)
+    monkeypatch.setattr(deployment_mod.DEPLOYMENT, "policy", quick)
+    monkeypatch.setattr(deployment_mod, "DEPLOY_RETRY", quick)
     # Intake: the upload's own retries (4 attempts), then the runner redelivers.
     name = f"{MODEL}/outage.jsonl"
     outage = admin.inject_fault("unavailable", count=1000, method="POST", path_regex=r"^/openai/files$",

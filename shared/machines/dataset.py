@@ -1,0 +1,435 @@
+"""The life cycle of a dataset version: one row of the Datasets table, from the blob
+dropped into the datasets container to a file Azure OpenAI has processed.
+
+    validating ─ (the blob trigger streams the blob through the validator) ─► rejected
+                                                                           └► uploading
+    uploading ─ upload once per content (multipart, or import from a SAS URL) ─► processing
+              └─ Azure refuses the file ─► upload_failed
+    processing ─ Azure OpenAI's status ─► ready | upload_failed
+
+One content (SHA-256) for one base model and method is uploaded once: the *upload
+row* (``upload~<sha256>~<method>``) is claimed before the side effect, and its Azure
+OpenAI file name is derived from the hash, so a retry after a crash finds the file
+it already uploaded instead of uploading it again. The original blob is never
+modified.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Iterable, Iterator
+
+from ..core.clock import utc_iso
+from ..core.errors import AzureError, ErrorKind, classify
+from ..core.retry import RetryPolicy
+from ..state.records import DatasetRecord, UploadRecord
+from ..state.tables import AlreadyExistsError, Row
+from .engine import Env, Machine, StateSpec, Step
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DatasetState", "DATASET", "UPLOAD_ATTEMPTS", "METHODS", "upload_filename", "problem_report"]
+
+
+class DatasetState(StrEnum):
+    VALIDATING = "validating"
+    REJECTED = "rejected"
+    UPLOADING = "uploading"
+    PROCESSING = "processing"
+    READY = "ready"
+    UPLOAD_FAILED = "upload_failed"
+
+
+S = DatasetState
+METHODS = ("supervised", "dpo")
+REPORT_SUFFIX = ".report.json"
+ERRORS_KEPT_IN_ROW = 5
+# Upload attempts one invocation makes before it gives up (the runtime delivers the blob again).
+UPLOAD_ATTEMPTS = 4
+# An upload claim older than this is taken to be abandoned (a crashed worker).
+STALE_UPLOAD_CLAIM = timedelta(minutes=15)
+# After an upload whose answer never came, how long its file is looked for before sending again.
+UNKNOWN_OUTCOME_GRACE = 30.0
+POLL_SECONDS = 2.0
+UPLOAD_RETRY = RetryPolicy(base_seconds=1.0, cap_seconds=30.0, transient_seconds=None, max_retry_after=30.0)
+PROCESSING_RETRY = RetryPolicy(base_seconds=2.0, cap_seconds=60.0, transient_seconds=2.0, max_retry_after=30.0)
+
+
+def upload_filename(name: str, sha256: str) -> str:
+    base = posixpath.basename(name) or "dataset.jsonl"
+    return f"{sha256[:16]}-{base}"
+
+
+def problem_report(model: str, method: str, code: str, message: str) -> dict[str, Any]:
+    from ..catalogue import base_model_of
+
+    return {"valid": False, "model": model, "base_model": base_model_of(model), "method": method,
+            "errors": [{"line": None, "code": code, "message": message}], "warnings": [],
+            "error_counts": {code: 1}, "warning_counts": {}, "stats": None}
+
+
+def _hashing(chunks: Iterable[bytes], digest) -> Iterator[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+def _if_match():
+    from azure.core import MatchConditions
+
+    return MatchConditions.IfNotModified
+
+
+class BlobReader:
+    """A read()-able, rewindable view of a blob download, so a multipart upload streams
+    the blob instead of holding it in memory. Rewinding starts a new ranged download."""
+
+    def __init__(self, blob_client, etag: str) -> None:
+        self._blob = blob_client
+        self._etag = etag
+        self._open(0)
+
+    def _open(self, offset: int) -> None:
+        downloader = self._blob.download_blob(offset=offset or None, etag=self._etag, match_condition=_if_match())
+        self._chunks = downloader.chunks()
+        self._buf = b""
+        self._pos = offset
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            try:
+                self._buf += next(self._chunks)
+            except StopIteration:
+                break
+        if n < 0:
+            data, self._buf = self._buf, b""
+        else:
+            data, self._buf = self._buf[:n], self._buf[n:]
+        self._pos += len(data)
+        return data
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("only absolute seeks are supported")
+        if offset != self._pos:
+            self._open(offset)
+        return self._pos
+
+
+def _blob(ds: DatasetRecord, env: Env):
+    """The dataset's blob: the trigger's own client when it is there, else one from the settings."""
+    blob = env.context.get("blob")
+    if blob is not None:
+        return blob
+    return env.azure.blobs.client(env.settings.datasets_container, ds.name)
+
+
+# ----------------------------------------------------------------------------- validating
+@dataclass
+class WriteReport:
+    """The validation report, next to the data in the reports container."""
+
+    name: str
+    report: dict[str, Any]
+
+    @property
+    def what(self) -> str:
+        return "writing the validation report"
+
+    def run(self, env: Env) -> dict[str, Any]:
+        try:
+            blob = env.azure.blobs.put_json(env.settings.reports_container, self.name + REPORT_SUFFIX, self.report)
+        except Exception as exc:
+            raise classify(exc).doing(self.what) from exc
+        return {"report_blob": blob}
+
+
+def validate_blob(ds: DatasetRecord, env: Env) -> Step:
+    """``validating``: the blob streamed through the validator, hashed on the way."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from ..catalogue import UnknownModelError, load_catalogue
+    from ..validation import validate
+
+    props = env.context.get("props")
+    if props is None:
+        return Step()  # only the blob trigger validates (it has the blob's properties)
+    model, method = ds.base_model or "", ds.method or "supervised"
+    digest = hashlib.sha256()
+    size = int(props.size)
+    started = time.monotonic()
+    source = env.context.get("model_source", "default")
+    try:
+        if method not in METHODS:
+            report = problem_report(model, method, "unknown_method",
+                                    f"method {method!r} (from blob metadata) is not one of {', '.join(METHODS)}")
+        else:
+            try:
+                load_catalogue().resolve(model)
+            except UnknownModelError as exc:
+                how = {"folder": "the blob's first folder", "metadata": "the base_model metadata",
+                       "default": "the DEFAULT_BASE_MODEL setting"}[source]
+                report = problem_report(model, method, "unknown_model", f"{exc} (the model name came from {how})")
+            else:
+                if size > load_catalogue().limits.max_file_bytes:
+                    report = validate(iter(()), model=model, method=method, size=size).to_dict()
+                else:
+                    downloader = _blob(ds, env).download_blob(etag=props.etag, match_condition=_if_match())
+                    report = validate(_hashing(downloader.chunks(), digest), model=model, method=method,
+                                      size=size).to_dict()
+    except ResourceNotFoundError:
+        return Step(to=S.REJECTED, set={"error": "the blob was deleted while it was being processed"},
+                    why="the blob was deleted while it was being validated")
+    sha = digest.hexdigest() if report["valid"] else None  # a rejected file may not have been read whole
+    report.update({"dataset": ds.name, "version": ds.version, "sha256": sha,
+                   "blob": f"{env.settings.datasets_container}/{ds.name}", "base_model_source": source,
+                   "validated_at": utc_iso(), "seconds": round(time.monotonic() - started, 3)})
+    errors = sum(report.get("error_counts", {}).values())
+    warnings = sum(report.get("warning_counts", {}).values())
+    log.info("Dataset %s@%s for %s: %s (%d errors, %d warnings) in %.1fs", ds.name, ds.version, model,
+             "valid" if report["valid"] else "REJECTED", errors, warnings, report["seconds"])
+    return Step(to=S.UPLOADING if report["valid"] else S.REJECTED, effect=WriteReport(ds.name, report),
+                why="valid" if report["valid"] else f"{errors} validation errors", next=0,
+                set={"sha256": sha, "errors": report.get("errors", [])[:ERRORS_KEPT_IN_ROW], "error_count": errors,
+                     "warning_count": warnings, "examples": (report.get("stats") or {}).get("examples")})
+
+
+# ----------------------------------------------------------------------------- uploading
+def _anchor_keys(ds: DatasetRecord, env: Env) -> tuple[str, str]:
+    return env.repos.upload_keys(ds.base_model, ds.sha256, ds.method)
+
+
+def _to_processing(file_id: str, reused: bool, path: str | None = None) -> Step:
+    changes: dict[str, Any] = {"file_id": file_id, "reused_file": reused, "attempts": None, "last_error": None}
+    if path:
+        changes["upload_path"] = path
+    return Step(to=S.PROCESSING, set=changes, poll=POLL_SECONDS,
+                why=f"{'reusing the earlier upload' if reused else 'uploaded'} {file_id}")
+
+
+@dataclass
+class Upload:
+    """Uploads the content once (see the module doc); one send per run."""
+
+    ds: DatasetRecord
+    worker: str
+
+    @property
+    def what(self) -> str:
+        return "uploading"
+
+    def run(self, env: Env) -> Step:
+        ds, repos, now = self.ds, env.repos, env.now
+        pk, rk = _anchor_keys(ds, env)
+        filename = upload_filename(ds.name, ds.sha256 or "")
+        claim = {"claimed_by": self.worker, "claimed_until": utc_iso(now + STALE_UPLOAD_CLAIM)}
+        try:
+            anchor = repos.datasets.insert({"PartitionKey": pk, "RowKey": rk, "status": "uploading",
+                                            "filename": filename, "sha256": ds.sha256, "first_dataset": ds.id,
+                                            "created_at": utc_iso(now), **claim})
+        except AlreadyExistsError:
+            anchor = repos.datasets.get(pk, rk)
+            up = UploadRecord.from_row(anchor)
+            if up.file_id and up.status in ("processing", "ready"):
+                return _to_processing(up.file_id, True)
+            filename = up.filename or filename
+            found = env.azure.files.find(filename)  # a file a crashed or timed-out attempt uploaded
+            if found:
+                self._record(env, anchor, found)
+                return _to_processing(found, True)
+            taken = repos.datasets.claim(anchor, self.worker, now + STALE_UPLOAD_CLAIM, now,
+                                         {"status": "uploading", "file_id": "", "filename": filename})
+            if taken is None:
+                return Step(poll=POLL_SECONDS, log=f"another worker is uploading {(ds.sha256 or '')[:12]}; waiting")
+            anchor = taken
+        last = ds.last_error or {}
+        if last.get("during") == "uploading" and last.get("status") is None and ds.attempts:
+            # The last send got no answer: it may still be carried out. Look before sending again.
+            found = env.azure.files.find(filename)
+            if found:
+                log.info("The earlier upload of %s went through after all: %s", ds.name, found)
+                self._record(env, anchor, found)
+                return _to_processing(found, False)
+            from ..core.clock import parse_time
+
+            sent = parse_time(last.get("at"))
+            if sent is not None and (now - sent).total_seconds() < UNKNOWN_OUTCOME_GRACE:
+                return Step(poll=POLL_SECONDS, log="looking for the file the unanswered upload may have made")
+        env.context["upload_attempts"] = env.context.get("upload_attempts", 0) + 1
+        try:
+            file_id, path = self._send(env, filename)
+        except AzureError:
+            self._release(env, anchor)
+            raise
+        self._record(env, anchor, file_id)
+        return _to_processing(file_id, False, path)
+
+    def _send(self, env: Env, filename: str) -> tuple[str, str]:
+        ds = self.ds
+        blob = _blob(ds, env)
+        if (ds.size or 0) <= env.settings.import_threshold_bytes:
+            file_id = env.azure.files.upload(filename, BlobReader(blob, ds.blob_etag))
+            log.info("Uploaded %s (%d bytes) as %s", ds.name, ds.size or 0, file_id)
+            return file_id, "upload"
+        file_id = env.azure.files.import_url(filename, _read_sas_url(env, blob))
+        log.info("Asked Azure OpenAI to import %s (%d bytes) as %s", ds.name, ds.size or 0, file_id)
+        return file_id, "import"
+
+    def _record(self, env: Env, anchor: Row, file_id: str) -> None:
+        env.repos.datasets.update_with_retry(anchor.partition_key, anchor.row_key, lambda _d: {
+            "file_id": file_id, "status": "processing", "claimed_by": None, "claimed_until": None})
+
+    def _release(self, env: Env, anchor: Row) -> None:
+        """A failed send gives the content back at once (the next attempt looks for the file first)."""
+        try:
+            current = env.repos.datasets.get(anchor.partition_key, anchor.row_key)
+            if current.get("status") == "uploading" and not current.get("file_id"):
+                env.repos.datasets.replace(current, {"status": "released", "claimed_by": None, "claimed_until": None})
+        except Exception:  # the claim then goes stale on its own; never hide the original error
+            log.warning("could not release the upload claim %s", anchor.row_key, exc_info=True)
+
+
+def _read_sas_url(env: Env, blob_client, lifetime: timedelta = timedelta(hours=2)) -> str:
+    """A read-only SAS for this one blob: user-delegation SAS under managed identity,
+    account-key SAS only for the local emulator."""
+    from datetime import datetime, timezone
+
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    now = datetime.now(timezone.utc)
+    start, expiry = now - timedelta(minutes=5), now + lifetime
+    service = env.azure.ctx.clients.blob_service
+    kwargs: dict[str, Any] = {}
+    if env.settings.storage.connection_string:
+        kwargs["account_key"] = service.credential.account_key
+    else:
+        kwargs["user_delegation_key"] = service.get_user_delegation_key(start, expiry)
+    sas = generate_blob_sas(account_name=blob_client.account_name, container_name=blob_client.container_name,
+                            blob_name=blob_client.blob_name, permission=BlobSasPermissions(read=True),
+                            start=start, expiry=expiry, **kwargs)
+    return f"{blob_client.url}?{sas}"
+
+
+def _upload_error(ds: DatasetRecord, err: AzureError, env: Env) -> Step:
+    """A send that failed: a refusal ends ``upload_failed`` with Azure's reason; anything
+    else is retried after ``Retry-After`` (at most 30 s) or a short backoff."""
+    now = env.now
+    if err.created_nothing and err.kind not in (ErrorKind.TRANSIENT, ErrorKind.CONFLICT):
+        reason = f"Azure OpenAI refused the file ({err.code or err.status}): {err.message}"
+        return Step(to=S.UPLOAD_FAILED, set={"error": reason, "last_error": {**err.to_dict(), "at": utc_iso(now)}},
+                    why=reason)
+    attempts = (ds.attempts or 0) + 1
+    wait = UPLOAD_RETRY.wait(err, attempts)
+    return Step(set={"attempts": attempts, "last_error": {**err.to_dict(), "at": utc_iso(now), "during": "uploading"}},
+                next=wait, log=f"upload failed ({err.status or err.code or err.kind}); attempt {attempts}, retrying in "
+                               f"{wait:.1f}s")
+
+
+def upload(ds: DatasetRecord, env: Env) -> Step:
+    """``uploading``: the content's file, uploaded once (or an earlier upload reused)."""
+    pk, rk = _anchor_keys(ds, env)
+    anchor = env.repos.datasets.find(pk, rk)
+    if anchor is not None:
+        up = UploadRecord.from_row(anchor)
+        if up.file_id and up.status in ("processing", "ready"):
+            return _to_processing(up.file_id, True)
+    if env.context.get("upload_attempts", 0) >= UPLOAD_ATTEMPTS:
+        return Step(log=f"{UPLOAD_ATTEMPTS} upload attempts in this invocation; the next delivery or tick retries")
+    worker = env.context.get("worker", "intake")
+    return Step(effect=Upload(ds, worker), on_error=lambda err: _upload_error(ds, err, env))
+
+
+# ----------------------------------------------------------------------------- processing
+@dataclass
+class Settle:
+    """The upload row and the dataset's versions after Azure OpenAI's verdict: a ready
+    version becomes the current one; a refused file is forgotten so a corrected drop
+    uploads afresh."""
+
+    ds: DatasetRecord
+    ready: bool
+    reason: str = ""
+
+    @property
+    def what(self) -> str:
+        return "recording the file's status"
+
+    def run(self, env: Env) -> dict[str, Any]:
+        repos, ds = env.repos, self.ds
+        pk, rk = _anchor_keys(ds, env)
+        changes = {"status": "ready"} if self.ready else {"status": "error", "file_id": "", "error": self.reason}
+        try:
+            repos.datasets.update_with_retry(pk, rk, lambda _d: changes)
+        except Exception as exc:
+            log.warning("could not update the upload row of %s: %s", ds.id, exc)
+        if not self.ready:
+            return {}
+        for other in repos.dataset_versions(ds.name):
+            if other.row_key != ds.key and other.get("is_current"):
+                repos.datasets.update_with_retry(other.partition_key, other.row_key, lambda _d: {"is_current": False})
+        log.info("Dataset %s@%s is ready as %s%s", ds.name, ds.version, ds.file_id,
+                 " (reused an earlier upload)" if ds.reused_file else "")
+        return {"is_current": True}
+
+
+def processing(ds: DatasetRecord, env: Env) -> Step:
+    """``processing``: Azure OpenAI checks the file; polled until it is processed or refused."""
+    try:
+        status = env.azure.files.status(ds.file_id or "")
+    except AzureError as err:
+        attempts = (ds.attempts or 0) + 1
+        return Step(set={"attempts": attempts,
+                         "last_error": {**err.to_dict(), "at": utc_iso(env.now), "during": "waiting for processing"}},
+                    next=PROCESSING_RETRY.wait(err, attempts), log=f"reading {ds.file_id} failed: {err}")
+    if status.processed:
+        return Step(to=S.READY, effect=Settle(ds, True), why=f"Azure OpenAI processed {ds.file_id}",
+                    set={"attempts": None, "last_error": None})
+    if status.failed:
+        log.error("Dataset %s@%s: Azure OpenAI could not process file %s: %s", ds.name, ds.version, ds.file_id,
+                  status.reason)
+        return Step(to=S.UPLOAD_FAILED, effect=Settle(ds, False, status.reason), set={"error": status.reason},
+                    why=f"Azure OpenAI could not process {ds.file_id}: {status.reason}")
+    changes: dict[str, Any] = {}
+    since = ds.processing_since or ds.status_changed_at
+    if ds.processing_since is None:
+        changes["processing_since"] = env.now
+    elif since and (env.now - since).total_seconds() > env.settings.file_processing_timeout and \
+            (ds.last_error or {}).get("kind") != "stalled":
+        changes["last_error"] = {"kind": "stalled", "at": utc_iso(env.now), "during": "waiting for processing",
+                                 "message": f"Azure OpenAI has been processing {ds.file_id} since {utc_iso(since)}; "
+                                            f"ticks keep following it"}
+    return Step(set=changes, poll=POLL_SECONDS)
+
+
+DATASET = Machine(
+    name="dataset", states=DatasetState, record=DatasetRecord, state_field="status", history_field="status_history",
+    changed_at_field="status_changed_at", policy=UPLOAD_RETRY, lease=timedelta(minutes=15),
+    # No claim on the version row: the upload row is the claim of the one side effect that
+    # must not happen twice, and a crashed delivery must not hold up the next one.
+    claims=False,
+    specs=(
+        StateSpec(S.VALIDATING, "the blob is being checked against its base model's rules",
+                  "the blob trigger (a redelivery validates again)", validate_blob,
+                  to=(S.UPLOADING, S.REJECTED)),
+        StateSpec(S.REJECTED, "invalid (`errors`, the report); nothing was uploaded"),
+        StateSpec(S.UPLOADING, "valid; its content is being uploaded to Azure OpenAI once",
+                  "the blob trigger, its redeliveries and monitor ticks", upload, open=True,
+                  to=(S.PROCESSING, S.UPLOAD_FAILED)),
+        StateSpec(S.PROCESSING, "uploaded; Azure OpenAI is processing the file",
+                  "the blob trigger for a few seconds, then monitor ticks", processing, open=True,
+                  to=(S.READY, S.UPLOAD_FAILED)),
+        StateSpec(S.READY, "processed: jobs can use its `file_id`"),
+        StateSpec(S.UPLOAD_FAILED, "Azure OpenAI refused the file (`error` has its reason)"),
+    ),
+)

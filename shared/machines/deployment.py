@@ -1,0 +1,543 @@
+"""The life cycle of a fine-tuned deployment: one row of the Deployments table, from
+a succeeded job's request to a serving deployment kept alive for as long as asked.
+
+    creating ─ PUT (not waited for) … GET: Succeeded ─► one inference call ─► active
+             │                              └─ not serving yet ─► warming ─► active
+             └─ refused (quota, name in use, model) ─► deploy_blocked ─ backoff ─► creating
+                                                                     └─ for good ─► failed
+    active / restored (the keeper, with the account's ARM list and request metrics):
+        idle deadline far ─ bookkeeping;   near ─ keep_alive:
+          ping ─ one inference call (stays);  none ─ left to expire ─► expired
+          redeploy ─ DELETE ─► redeploying ─ gone ─ PUT ─► recreating ─ Succeeded ─► active
+        gone (idle rule, by hand) ─► missing ─ PUT ─► restoring ─ Succeeded ─► restored
+                                 └─ keep_alive none ─► expired ─ policy changed ─► missing
+
+Waits are states with a time: the row says when to look again, and a later visit (a
+monitor tick every 2 minutes, a keeper tick, or the same tick a few seconds later)
+advances it. This machine is the only writer of a deployment's state; a job follows it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from ..core.clock import utc_iso
+from ..core.errors import AzureError, ErrorKind
+from ..core.retry import RetryPolicy
+from ..policies.hosting import close_period, hosting_figures
+from ..policies.idle import effective_margin, idle_deadline, is_developer_tier
+from ..state.records import DeploymentRecord
+from ..state.tables import AlreadyExistsError
+from .engine import Env, Machine, StateSpec, Step
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DeploymentState", "DEPLOYMENT", "SERVING", "IN_FLIGHT", "KEEPER_STATES", "MONITOR_STATES", "HOSTED_STATES",
+           "request_deployment", "adopt"]
+
+
+class DeploymentState(StrEnum):
+    CREATING = "creating"
+    WARMING = "warming"
+    ACTIVE = "active"
+    DEPLOY_BLOCKED = "deploy_blocked"
+    FAILED = "failed"
+    REDEPLOYING = "redeploying"
+    RECREATING = "recreating"
+    MISSING = "missing"
+    RESTORING = "restoring"
+    RESTORED = "restored"
+    EXPIRED = "expired"
+
+
+D = DeploymentState
+SERVING = (D.ACTIVE, D.RESTORED)
+IN_FLIGHT = (D.REDEPLOYING, D.RECREATING, D.MISSING, D.RESTORING)
+KEEPER_STATES = SERVING + (D.EXPIRED,) + IN_FLIGHT          # what a keeper tick visits
+MONITOR_STATES = (D.CREATING, D.WARMING, D.DEPLOY_BLOCKED) + IN_FLIGHT   # the open ones
+HOSTED_STATES = (D.CREATING, D.WARMING, D.ACTIVE, D.REDEPLOYING, D.RECREATING, D.RESTORING, D.RESTORED)
+
+# Tunables (module constants so tests can shorten them).
+POLL_SECONDS = 5.0                         # an operation under way is looked at again this soon
+POSTPONE_FLOOR = timedelta(hours=3)        # closer than this to the deadline, recent activity no longer postpones
+RECORD_EVERY = timedelta(hours=24)         # bookkeeping (deadline, hours) written at least this often
+DEADLINE_SLACK = timedelta(hours=24)       # …or when the deadline moved by more than this
+MAX_DEPLOY_FAILURES = 5                    # refusals that are not quota/conflict before giving up
+MESSAGE_CHARS = 500
+DEPLOY_RETRY = RetryPolicy(base_seconds=120.0, cap_seconds=3600.0, transient_seconds=30.0)
+KEEP_RETRY = RetryPolicy(base_seconds=1800.0, cap_seconds=6 * 3600.0, transient_seconds=0.0)
+
+
+def _event(action: str, reason: str, outcome: str = "ok", deadline: datetime | str | None = None,
+           detail: Any = None) -> dict[str, Any]:
+    return {"action": action, "reason": reason, "outcome": outcome,
+            "deadline": utc_iso(deadline) if isinstance(deadline, datetime) else deadline, "detail": detail}
+
+
+def _name(dep: DeploymentRecord) -> str:
+    return dep.name or dep.key
+
+
+def _hosting(dep: DeploymentRecord, changes: dict[str, Any], env: Env) -> dict[str, Any]:
+    return hosting_figures({**dep.row.data, **DeploymentRecord.encode(changes)}, env.now,
+                           env.settings.hosting_cost_per_hour)
+
+
+# ----------------------------------------------------------------------------- rows
+def request_deployment(env: Env, *, name: str, model: str, job_id: str, sku: str, capacity: int,
+                       keep_alive: str) -> DeploymentRecord:
+    """The deployment a job asks for: its row in ``creating`` (the insert claims the
+    name), or the row that already holds the name."""
+    repos, now = env.repos, env.now
+    pk, rk = repos.deployment_keys(name)
+    data = {"PartitionKey": pk, "RowKey": rk, "name": name, "account": env.settings.openai_account, "model": model,
+            "job_id": job_id, "sku": sku, "capacity": int(capacity), "keep_alive": keep_alive,
+            "state": D.CREATING.value, "adopted": False, "redeploys": 0, "pings": 0, "restores": 0,
+            "hosting_hours": 0.0, "estimated_cost": 0.0, "requested_at": utc_iso(now), "updated_at": utc_iso(now),
+            "state_history": [{"state": D.CREATING.value, "at": utc_iso(now), "why": f"requested by job {job_id}"}],
+            "state_changed_at": utc_iso(now)}
+    try:
+        row = repos.deployments.insert(data)
+    except AlreadyExistsError:
+        row = repos.deployments.get(pk, rk)
+    repos.deployment_index.open(row)
+    return DeploymentRecord.from_row(row)
+
+
+def adopt(env: Env, info) -> DeploymentRecord | None:
+    """A fine-tuned deployment made by hand, taken over with the default policy
+    (``KEEPER_ADOPT_EXISTING``); None when another worker adopted it first."""
+    repos, now, s = env.repos, env.now, env.settings
+    created = info.created_at or now
+    pk, rk = repos.deployment_keys(info.name)
+    data = {"PartitionKey": pk, "RowKey": rk, "name": info.name, "account": s.openai_account, "model": info.model,
+            "sku": info.sku or s.default_deployment_sku, "capacity": info.capacity or 1,
+            "keep_alive": s.default_keep_alive, "state": D.ACTIVE.value, "provisioning_state": info.provisioning_state,
+            "adopted": True, "created_at": utc_iso(created), "hosted_since": utc_iso(created),
+            "adopted_at": utc_iso(now), "redeploys": 0, "pings": 0, "restores": 0, "updated_at": utc_iso(now)}
+    try:
+        row = repos.deployments.insert(data)
+    except AlreadyExistsError:
+        return None
+    dep = DeploymentRecord.from_row(row)
+    why = (f"fine-tuned deployment of {info.model} found in the account (created {utc_iso(created)}); kept with "
+           f"the default policy {data['keep_alive']}")
+    record_event(env, dep, _event("adopt", why))
+    return dep
+
+
+def record_event(env: Env, dep: DeploymentRecord, event: dict[str, Any]) -> None:
+    """The deployment's trail (DeploymentEvents), and the tick's report."""
+    name = _name(dep)
+    env.repos.add_deployment_event(name, event["action"], event["reason"], outcome=event.get("outcome", "ok"),
+                                   deadline=event.get("deadline"), detail=event.get("detail"),
+                                   now=env.now.timestamp())
+    report = env.context.get("report")
+    if report is not None:
+        report.add(name, event["action"], event.get("outcome", "ok"), event["reason"])
+        if event["action"] == "deployed":
+            report.deployed.append(name)
+        elif event.get("outcome") in ("blocked", "failed") and event["action"] == "create":
+            report.blocked.append(name)
+
+
+# ----------------------------------------------------------------------------- effects
+@dataclass
+class Put:
+    """ARM PUT of the deployment (create-or-update, not waited for)."""
+
+    name: str
+    model: str
+    sku: str
+    capacity: int
+    event: dict[str, Any] | None = None
+
+    @property
+    def what(self) -> str:
+        return f"deploying {self.name}"
+
+    def run(self, env: Env) -> Step:
+        state, operation = env.azure.arm.begin_create(self.name, self.model, self.sku, self.capacity)
+        return Step(set={"provisioning_state": state, "operation": operation, "last_error": None, "attempts": None,
+                         "blocked_reason": None},
+                    events=(self.event,) if self.event else ())
+
+
+@dataclass
+class Delete:
+    name: str
+
+    @property
+    def what(self) -> str:
+        return f"deleting {self.name}"
+
+    def run(self, env: Env) -> dict[str, Any]:
+        env.azure.arm.begin_delete(self.name)
+        return {"last_error": None}
+
+
+@dataclass
+class Ping:
+    """One inference call that keeps the deployment from the idle rule."""
+
+    dep: DeploymentRecord
+    deadline: datetime
+    why: str
+
+    @property
+    def what(self) -> str:
+        return "ping"
+
+    def run(self, env: Env) -> Step:
+        dep, now = self.dep, env.now
+        name = _name(dep)
+        result = env.azure.inference.ping(name, dep.model)
+        if result.ok:
+            new_deadline = idle_deadline(dep.sku, dep.created_at, now)
+            changes: dict[str, Any] = {"pings": (dep.pings or 0) + 1, "last_activity": now, "last_ping_at": now,
+                                       "answered_deadline": self.deadline, "idle_deadline": new_deadline,
+                                       "attempts": None, "last_error": None}
+            if not dep.kept_alive_since:
+                changes["kept_alive_since"] = self.deadline
+            changes.update(_hosting(dep, changes, env))
+            return Step(set=changes, log=f"pinged ({self.why}); new deadline {utc_iso(new_deadline)}",
+                        events=(_event("ping", f"{self.why}; one inference call (max_tokens 1) counts as activity: "
+                                               f"new deadline {utc_iso(new_deadline)}", deadline=self.deadline),))
+        if result.gone:
+            log.warning("keeper: %s: the ping says the deployment does not exist; it will be restored", name)
+            return _missing(dep, env, cause="inference answered DeploymentNotFound", gone_at=now)
+        assert result.error is not None
+        return _keep_failure(dep, "ping", result.error, env, extra={"answered_deadline": self.deadline})
+
+
+# ----------------------------------------------------------------------------- failures
+def _blocked(dep: DeploymentRecord, err: AzureError, env: Env) -> Step:
+    """A PUT refused: blocked with backoff, or failed for good after repeated refusals."""
+    if err.kind in (ErrorKind.TRANSIENT, ErrorKind.NOT_READY):
+        return Step(set={"last_error": {**err.to_dict(), "at": utc_iso(env.now), "during": f"deploying {_name(dep)}"}},
+                    next=DEPLOY_RETRY.wait(err) or None, log=f"deploying failed ({err}); retrying")
+    attempts = (dep.attempts or 0) + 1
+    reason = err.reason[:MESSAGE_CHARS]
+    give_up = err.kind in (ErrorKind.INVALID, ErrorKind.MODEL_GONE, ErrorKind.NOT_FOUND) and \
+        attempts >= MAX_DEPLOY_FAILURES
+    wait = DEPLOY_RETRY.backoff(attempts)
+    detail = {**err.to_dict(), "job_id": dep.job_id, "attempt": attempts}
+    return Step(to=D.FAILED if give_up else D.DEPLOY_BLOCKED, why=reason, next=None if give_up else (wait or None),
+                set={"blocked_reason": reason, "attempts": attempts,
+                     "last_error": {**err.to_dict(), "at": utc_iso(env.now)}},
+                log=f"{'failed for good' if give_up else 'blocked'} (attempt {attempts}): {reason}"
+                    + ("" if give_up else f"; retrying in {wait:.0f}s"),
+                events=(_event("create", reason, "failed" if give_up else "blocked", detail=detail),))
+
+
+def _keep_failure(dep: DeploymentRecord, action: str, err: AzureError, env: Env,
+                  extra: dict[str, Any] | None = None, to: D | None = None, noted: dict[str, Any] | None = None) -> Step:
+    """A keeper action failed: recorded, retried after Retry-After (transient) or with backoff."""
+    now = env.now
+    attempts = (dep.attempts or 0) + 1
+    wait = KEEP_RETRY.wait(err, attempts)
+    retry_at = now + timedelta(seconds=wait) if wait else None
+    reason = f"{err.kind.reason}: {err.message}"[:MESSAGE_CHARS]
+    changes = {"last_error": {**err.to_dict(), "at": utc_iso(now), "during": action, **(noted or {})},
+               "attempts": attempts, "next_attempt_at": retry_at, **(extra or {})}
+    return Step(to=to, set=changes, log=f"{action} failed (attempt {attempts}): {reason}; " +
+                (f"retrying after {utc_iso(retry_at)}" if retry_at else "retrying next tick"),
+                events=(_event(action, reason, "failed", deadline=dep.answered_deadline,
+                               detail={**err.to_dict(), "attempt": attempts,
+                                       "retry_at": utc_iso(retry_at) if retry_at else None}),))
+
+
+# ----------------------------------------------------------------------------- creating
+def _put(dep: DeploymentRecord, env: Env, to: D = D.CREATING) -> Step:
+    name = _name(dep)
+    event = _event("create", f"job {dep.job_id} succeeded: deploying {dep.model} ({dep.sku} x{dep.capacity})",
+                   "started")
+    return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1), event),
+                on_error=lambda err: _blocked(dep, err, env),
+                # Recorded with the intent: after a crash the next visit asks ARM before sending again.
+                set={"created_at": env.now, "hosted_since": env.now, "create_requested_at": env.now})
+
+
+def create(dep: DeploymentRecord, env: Env) -> Step:
+    """``creating`` / ``warming``: the PUT, then ARM's provisioning state, then one
+    inference call that shows the data plane serves it."""
+    name, now = _name(dep), env.now
+    if dep.create_requested_at is None:
+        return _put(dep, env)
+    info = env.azure.arm.get(name)
+    if info is None:
+        log.info("deployment %s not found at ARM; (re)issuing the PUT", name)
+        return _put(dep, env)
+    if info.failed:
+        err = env.azure.arm.operation_error(dep.operation) or AzureError(
+            ErrorKind.INVALID, "ProvisioningFailed", f"ARM reports provisioning state {info.provisioning_state} "
+                                                     f"for {name}")
+        return _blocked(dep, err, env)
+    state = info.provisioning_state or "Unknown"
+    if not info.serving:
+        changes = {"provisioning_state": state} if dep.provisioning_state != state else {}
+        return Step(set=changes, poll=POLL_SECONDS, log=f"still {state}")
+    created = info.created_at or dep.create_requested_at or now
+    ping = env.azure.inference.ping(name, dep.model)
+    if not ping.reached:
+        why = str(ping.error.message if ping.error else "no answer")[:300]
+        if dep.state == D.WARMING:
+            return Step(poll=POLL_SECONDS, log=f"provisioned but not serving yet ({why})")
+        return Step(to=D.WARMING, why=f"ARM reports Succeeded; the data plane does not serve it yet: {why}",
+                    poll=POLL_SECONDS, set={"provisioning_state": state, "created_at": created},
+                    events=(_event("warm", f"ARM reports Succeeded; the data plane does not serve it yet: {why}",
+                                   "waiting"),))
+    deadline = idle_deadline(dep.sku, created, now)
+    return Step(to=D.ACTIVE, why=f"{dep.model} serves as {name} (inference call answered)",
+                set={"provisioning_state": state, "created_at": created, "hosted_since": created,
+                     "last_activity": now, "idle_deadline": deadline, "activated_at": now, "last_error": None,
+                     "attempts": None, "blocked_reason": None},
+                events=(_event("deployed", f"job {dep.job_id}: {dep.model} serves as {name} (inference call "
+                                           f"answered)", deadline=deadline),))
+
+
+def retry_blocked(dep: DeploymentRecord, env: Env) -> Step:
+    """``deploy_blocked``: the backoff has passed; try the PUT again."""
+    return _put(dep, env)
+
+
+# ----------------------------------------------------------------------------- serving (the keeper)
+def keep(dep: DeploymentRecord, env: Env) -> Step:
+    """``active`` / ``restored``: acts on the idle deadline as the keep-alive policy says.
+    Only a keeper tick decides (it brings the account's ARM list and request metrics)."""
+    ctx, s = env.context, env.settings
+    if "arm" not in ctx:
+        return Step()
+    name, now = _name(dep), env.now
+    info = ctx["arm"].get(name.lower())
+    policy = dep.keep_alive or s.default_keep_alive
+    if info is None or info.deleting or info.failed:
+        return _gone(dep, info, policy, env)
+    if info.model and dep.model and info.model != dep.model:
+        return _keep_failure(dep, "check", AzureError(
+            ErrorKind.CONFLICT, "DeploymentNameInUse", f"{name} now serves {info.model}, not {dep.model}; left "
+                                                       f"alone"), env)
+    created = info.created_at or dep.created_at or now
+    activity = ctx.get("activity")
+    last = max(filter(None, [dep.last_activity, activity.last_request(name) if activity else None]), default=None)
+    sku = dep.sku or info.sku
+    deadline = idle_deadline(sku, created, last)
+    margin = effective_margin(s, sku)
+    if deadline is None or deadline - now > margin:
+        return _bookkeeping(dep, env, created, last, deadline)
+    left = deadline - now
+    why_due = (f"idle deadline {utc_iso(deadline)} is {left.total_seconds() / 3600:.1f} h away (margin "
+               f"{margin.total_seconds() / 3600:g} h); "
+               + (f"created {utc_iso(created)}, DeveloperTier lives 24 h" if is_developer_tier(sku) else
+                  f"last request {utc_iso(last) if last else 'none in 15 days'}, created {utc_iso(created)}"))
+    if policy == "none":
+        if dep.notified_deadline != deadline:
+            return Step(set={"notified_deadline": deadline, "idle_deadline": deadline,
+                             **({"last_activity": last} if last else {})},
+                        log=f"{why_due}; keep_alive none: not acting",
+                        events=(_event("none", f"{why_due}; keep_alive is none: it will be left to expire",
+                                       "skipped", deadline=deadline),))
+        return Step()
+    if policy == "ping" and not is_developer_tier(sku):
+        return Step(effect=Ping(dep, deadline, why_due))
+    if policy == "ping":
+        why_due += "; a DeveloperTier deployment is deleted whatever its use, so it is re-created instead of pinged"
+    recent = timedelta(minutes=s.keeper_recent_activity_minutes)
+    seen_recently = (activity is not None and activity.seen_since(name, now - recent)) or \
+        (last is not None and last > now - recent)
+    if seen_recently and left > POSTPONE_FLOOR:
+        why = f"{why_due}; a request in the last {recent.total_seconds() / 60:.0f} min postpones the redeploy"
+        return Step(log=why, events=(_event("redeploy", why, "postponed", deadline=deadline),))
+    changes: dict[str, Any] = {"answered_deadline": deadline, "action_reason": why_due[:MESSAGE_CHARS],
+                               "action_started_at": now, "attempts": None, "last_error": None}
+    if not dep.kept_alive_since:
+        changes["kept_alive_since"] = deadline
+    return Step(to=D.REDEPLOYING, set=changes, why=why_due, effect=Delete(name), poll=POLL_SECONDS,
+                on_error=lambda err: _keep_failure(dep, "redeploy", err, env),
+                log="redeploying (delete, wait, create under the same name)",
+                events=(_event("redeploy", why_due, "started", deadline=deadline),))
+
+
+def _bookkeeping(dep: DeploymentRecord, env: Env, created: datetime, last: datetime | None,
+                 deadline: datetime | None) -> Step:
+    """The deadline and the hours, written only when they moved enough or are old: a busy
+    deployment does not cost a write per tick."""
+    now = env.now
+    moved = deadline is not None and (dep.idle_deadline is None or abs(deadline - dep.idle_deadline) > DEADLINE_SLACK)
+    stale = dep.hosting_as_of is None or now - dep.hosting_as_of > RECORD_EVERY
+    created_moved = dep.created_at is None or abs(dep.created_at - created) > timedelta(minutes=1)
+    if not (moved or stale or created_moved):
+        return Step()
+    changes: dict[str, Any] = {"idle_deadline": deadline, "created_at": created,
+                               **({"last_activity": last} if last else {})}
+    changes.update(_hosting(dep, changes, env))
+    return Step(set=changes)
+
+
+def _gone(dep: DeploymentRecord, info, policy: str, env: Env, cause: str | None = None) -> Step:
+    now = env.now
+    last_tick = env.context.get("last_tick")
+    seen = last_tick if last_tick is not None and last_tick < now else now
+    deadline = dep.idle_deadline
+    if cause is not None:
+        gone_at = now
+    elif deadline is not None and seen < deadline <= now:
+        cause, gone_at = f"probably deleted by the idle rule at {utc_iso(deadline)}", deadline
+    elif info is not None:
+        cause, gone_at = f"ARM reports provisioning state {info.provisioning_state}", now
+    else:
+        cause, gone_at = "deleted by hand or by Azure (not in the account's deployments)", seen
+    if policy == "none":
+        changes: dict[str, Any] = {"expired_at": gone_at, "expired_reason": cause,
+                                   **close_period(dep.row.data, gone_at)}
+        changes.update(_hosting(dep, changes, env))
+        why = f"gone ({cause}); keep_alive is none: expired as asked, left alone"
+        return Step(to=D.EXPIRED, set=changes, why=why, log=why,
+                    events=(_event("expired", why, deadline=dep.idle_deadline),))
+    return _missing(dep, env, cause=cause, gone_at=gone_at, policy=policy)
+
+
+def _missing(dep: DeploymentRecord, env: Env, *, cause: str, gone_at: datetime, policy: str | None = None) -> Step:
+    policy = policy or dep.keep_alive or env.settings.default_keep_alive
+    log.warning("keeper: %s: gone (%s); restoring (keep_alive %s)", _name(dep), cause, policy)
+    changes = {"missing_since": gone_at, "missing_detected_at": env.now, "missing_reason": cause,
+               **close_period(dep.row.data, gone_at)}
+    return Step(to=D.MISSING, set=changes, why=cause, next=0,
+                events=(_event("missing", f"gone ({cause}); keep_alive {policy}: restoring it from its recorded "
+                                          f"settings", "detected", deadline=dep.idle_deadline),))
+
+
+def expired(dep: DeploymentRecord, env: Env) -> Step:
+    """``expired``: left alone, unless the policy was changed since (PATCH keep_alive)."""
+    ctx = env.context
+    if "arm" not in ctx:
+        return Step()
+    policy = dep.keep_alive or env.settings.default_keep_alive
+    if policy != "none" and ctx["arm"].get(_name(dep).lower()) is None:
+        return _missing(dep, env, cause=f"expired earlier; keep_alive is now {policy}", gone_at=env.now)
+    return Step()
+
+
+# ----------------------------------------------------------------------------- redeploy / restore
+def _recreate(dep: DeploymentRecord, env: Env, to: D) -> Step:
+    name = _name(dep)
+    action, before = ("restore", D.MISSING) if to == D.RESTORING else ("redeploy", D.REDEPLOYING)
+    # A refused PUT leaves it where it was before the PUT: gone, not being created.
+    return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1)),
+                poll=POLL_SECONDS, on_error=lambda err: _keep_failure(dep, action, err, env, to=before),
+                set={"create_requested_at": env.now})
+
+
+def deleting(dep: DeploymentRecord, env: Env) -> Step:
+    """``redeploying``: the DELETE is under way; once the deployment is gone, the PUT."""
+    name, now = _name(dep), env.now
+    info = env.azure.arm.get(name)
+    if info is None:
+        changes = {"deleted_at": now, **close_period(dep.row.data, now)}
+        step = _recreate(dep, env, D.RECREATING)
+        step.set.update(changes)
+        return step
+    if info.deleting:
+        return Step(poll=POLL_SECONDS, log="still being deleted")
+    return Step(effect=Delete(name), poll=POLL_SECONDS, on_error=lambda err: _keep_failure(dep, "redeploy", err, env))
+
+
+def missing(dep: DeploymentRecord, env: Env) -> Step:
+    """``missing``: gone; a delete someone else started is waited for, then the PUT."""
+    info = env.azure.arm.get(_name(dep))
+    if info is not None and info.deleting:
+        return Step(poll=POLL_SECONDS, log="being deleted by someone else; waiting to restore it")
+    if info is None or info.failed:
+        return _recreate(dep, env, D.RESTORING)
+    return Step(to=D.RESTORING, poll=POLL_SECONDS, why=f"ARM has it again ({info.provisioning_state})")
+
+
+def recreating(dep: DeploymentRecord, env: Env) -> Step:
+    """``recreating`` / ``restoring``: the PUT is under way; done at ``Succeeded``."""
+    name, now = _name(dep), env.now
+    restoring = dep.state == D.RESTORING
+    action = "restore" if restoring else "redeploy"
+    info = env.azure.arm.get(name)
+    if info is None:
+        return _recreate(dep, env, D(dep.state))
+    if info.deleting:
+        return Step(poll=POLL_SECONDS, log="deleted by someone else meanwhile; waiting to create it again")
+    if info.failed:
+        if (dep.last_error or {}).get("operation") == dep.operation and dep.operation:
+            return _recreate(dep, env, D(dep.state))  # the failure is recorded; after the backoff, again
+        err = env.azure.arm.operation_error(dep.operation) or AzureError(
+            ErrorKind.INVALID, "ProvisioningFailed", f"ARM reports provisioning state {info.provisioning_state}")
+        return _keep_failure(dep, action, err, env, noted={"operation": dep.operation})
+    if not info.serving:
+        return Step(poll=POLL_SECONDS, log=f"still being created ({info.provisioning_state})")
+    created = info.created_at or now
+    deadline = idle_deadline(dep.sku, created, None)
+    changes: dict[str, Any] = {
+        "provisioning_state": "Succeeded", "created_at": created, "hosted_since": created, "idle_deadline": deadline,
+        "attempts": None, "last_error": None, "notified_deadline": None}
+    if restoring:
+        gap_from = dep.missing_since or now
+        gaps = list(dep.gaps or [])
+        gaps.append({"from": utc_iso(gap_from), "to": utc_iso(created),
+                     "hours": round(max(0.0, (created - gap_from).total_seconds()) / 3600, 3),
+                     "reason": dep.missing_reason})
+        changes.update({"restores": (dep.restores or 0) + 1, "gaps": gaps[-20:], "restored_at": created,
+                        "missing_since": None, "missing_detected_at": None})
+        if not dep.kept_alive_since:
+            changes["kept_alive_since"] = gap_from
+        why = (f"re-created from its recorded settings ({dep.sku} x{dep.capacity}, {dep.model}) after a gap of "
+               f"{gaps[-1]['hours']:.2f} h ({dep.missing_reason})")
+    else:
+        changes.update({"redeploys": (dep.redeploys or 0) + 1, "redeployed_at": created})
+        why = (f"re-created under the same name ({dep.sku} x{dep.capacity}); the idle clock restarts: new deadline "
+               f"{utc_iso(deadline)}")
+    changes.update(_hosting(dep, changes, env))
+    return Step(to=D.RESTORED if restoring else D.ACTIVE, set=changes, why=why, log=f"{action} done: {why}",
+                events=(_event(action, why, deadline=dep.answered_deadline,
+                               detail={"created_at": utc_iso(created), "new_deadline": utc_iso(deadline)}),))
+
+
+def _sink(env: Env, dep: DeploymentRecord, event: dict[str, Any]) -> None:
+    record_event(env, dep, event)
+
+
+DEPLOYMENT = Machine(
+    name="deployment", states=DeploymentState, record=DeploymentRecord, state_field="state",
+    history_field="state_history", changed_at_field="state_changed_at", policy=DEPLOY_RETRY,
+    lease=timedelta(minutes=30), event_sink=_sink,
+    specs=(
+        StateSpec(D.CREATING, "a succeeded job asked for it; ARM is creating it",
+                  "a monitor tick: the PUT, then ARM's provisioning state", create, open=True,
+                  to=(D.WARMING, D.ACTIVE, D.DEPLOY_BLOCKED, D.FAILED)),
+        StateSpec(D.WARMING, "ARM says Succeeded; the data plane does not answer yet",
+                  "a monitor tick: one inference call", create, open=True,
+                  to=(D.ACTIVE, D.CREATING, D.DEPLOY_BLOCKED, D.FAILED)),
+        StateSpec(D.DEPLOY_BLOCKED, "refused for now (quota, a name or model in use, a refused model); retried "
+                                    "with backoff (`last_error`, `next_attempt_at`)",
+                  "a monitor tick after the backoff: the PUT again", retry_blocked, open=True,
+                  to=(D.CREATING, D.DEPLOY_BLOCKED, D.FAILED)),
+        StateSpec(D.ACTIVE, "serves the model; the keeper watches its idle deadline",
+                  "a keeper tick: bookkeeping, a ping, a redeploy, or gone", keep,
+                  to=(D.REDEPLOYING, D.MISSING, D.EXPIRED)),
+        StateSpec(D.REDEPLOYING, "deleted on purpose to restart the idle clock; waiting until it is gone",
+                  "a monitor or keeper tick: once gone, the PUT", deleting, open=True,
+                  to=(D.RECREATING,)),
+        StateSpec(D.RECREATING, "re-created under the same name after a redeploy's delete",
+                  "a monitor or keeper tick: done at Succeeded", recreating, open=True,
+                  to=(D.ACTIVE, D.REDEPLOYING)),
+        StateSpec(D.MISSING, "gone although its policy keeps it (idle rule, deleted by hand)",
+                  "a monitor or keeper tick: the PUT from its recorded settings", missing, open=True,
+                  to=(D.RESTORING,)),
+        StateSpec(D.RESTORING, "being re-created from its recorded settings",
+                  "a monitor or keeper tick: done at Succeeded (the gap is recorded)", recreating, open=True,
+                  to=(D.RESTORED, D.MISSING)),
+        StateSpec(D.RESTORED, "serves again after a gap (`gaps`); kept as `active` is",
+                  "a keeper tick, as for active", keep, to=(D.REDEPLOYING, D.MISSING, D.EXPIRED)),
+        StateSpec(D.EXPIRED, "deleted by the idle rule as its policy `none` asked; left alone",
+                  "a keeper tick, only when the policy was changed since", expired, to=(D.MISSING,)),
+        StateSpec(D.FAILED, "refused for good (`last_error`)"),
+    ),
+)

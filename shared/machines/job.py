@@ -1,0 +1,381 @@
+"""The life cycle of a fine-tuning job: one row of the Jobs table, from the request
+to a serving deployment.
+
+    submitted ─ (the Jobs API creates the job at Azure OpenAI; an interrupted
+                 submission is reconciled after a grace period) ─► pending … | failed
+    pending / queued / validating_files / running / paused
+              ─ retrieve, new events, checkpoints ─► the state Azure reports
+    succeeded ─ results.csv → blob, metrics ─► gate ─► gate_failed
+                                                 └─► deploying (asks the deployment life
+                                                      cycle for a deployment) | no deployment
+    deploying / deploy_blocked ─ follow the deployment's own state ─► deployed |
+                                  deploy_blocked | deploy_failed
+    failed / cancelled / gate_failed / deployed / deploy_failed: final
+
+The table at the bottom (:data:`JOB`) is the whole machine: what each state means,
+its handler, whether ticks follow it, and where it may go. The job never writes its
+deployment's state: the deployment life cycle (:mod:`.deployment`) owns it and the
+job follows it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from ..core.clock import utc_iso
+from ..core.errors import AzureError, ErrorKind
+from ..core.retry import RetryPolicy
+from ..policies.gate import check_gate, summarize_results
+from ..policies.naming import deployment_name_for, is_valid_deployment_name
+from ..state.records import DeploymentRecord, JobRecord
+from .engine import Env, Machine, StateSpec, Step
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JobState", "JOB", "AZURE_JOB_STATUS", "state_for_azure", "TRAINING", "CANCELLABLE", "deployment_spec"]
+
+
+class JobState(StrEnum):
+    SUBMITTED = "submitted"
+    PENDING = "pending"
+    QUEUED = "queued"
+    VALIDATING_FILES = "validating_files"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEPLOYING = "deploying"
+    DEPLOY_BLOCKED = "deploy_blocked"
+    DEPLOYED = "deployed"
+    DEPLOY_FAILED = "deploy_failed"
+    GATE_FAILED = "gate_failed"
+
+
+S = JobState
+TRAINING = (S.PENDING, S.QUEUED, S.VALIDATING_FILES, S.RUNNING, S.PAUSED)
+WAITING = (S.PENDING, S.QUEUED, S.VALIDATING_FILES)       # waiting at Azure: a long wait is reported
+CANCELLABLE = TRAINING
+
+# Azure's job statuses, in both of its vocabularies (dated API and v1/SDK) -> the job's state.
+AZURE_JOB_STATUS = {
+    "created": S.PENDING, "pending": S.PENDING, "queued": S.QUEUED, "validating_files": S.VALIDATING_FILES,
+    "running": S.RUNNING, "pausing": S.RUNNING, "resuming": S.RUNNING, "cancelling": S.RUNNING,
+    "paused": S.PAUSED, "succeeded": S.SUCCEEDED, "failed": S.FAILED, "cancelled": S.CANCELLED,
+    "canceled": S.CANCELLED,
+}
+
+# Tunables (module constants so tests can shorten them).
+SUBMITTED_GRACE = timedelta(minutes=5)      # a submitted row without an Azure job younger than this is left alone
+STALLED_AFTER = timedelta(hours=24)         # waiting at Azure longer than this is reported (last_error)
+EVENTS_KEPT = 25
+MESSAGE_CHARS = 300
+RETRY = RetryPolicy(base_seconds=120.0, cap_seconds=3600.0, transient_seconds=30.0)
+
+
+def state_for_azure(raw: str | None) -> JobState | None:
+    """The job's state for an Azure OpenAI status (either vocabulary); None for a status
+    this service does not know (the job then stays where it is, and the status is kept)."""
+    return AZURE_JOB_STATUS.get(str(raw or "").strip().lower())
+
+
+def deployment_spec(job: JobRecord, settings) -> dict[str, Any] | None:
+    """The deployment a job asked for, with the service's defaults filled in; None when
+    it asked for none."""
+    spec = job.deployment
+    if spec is None or spec is False or spec == "":
+        return None
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, dict):
+        return None
+    return {"name": spec.get("name") or deployment_name_for(job.key, job.suffix),
+            "sku": spec.get("sku") or settings.default_deployment_sku,
+            "capacity": int(spec.get("capacity") or settings.default_deployment_capacity),
+            "keep_alive": spec.get("keep_alive") or settings.default_keep_alive, "gate": spec.get("gate")}
+
+
+# ----------------------------------------------------------------------------- effects
+@dataclass
+class StoreResults:
+    """Copies the job's ``results.csv`` to the results container and summarises it."""
+
+    job_id: str
+    file_id: str
+    trained_tokens: int | None
+
+    @property
+    def what(self) -> str:
+        return "downloading results.csv"
+
+    def run(self, env: Env) -> dict[str, Any]:
+        data = env.azure.jobs.file_content(self.file_id)
+        try:
+            blob = env.azure.blobs.put(env.settings.results_container, f"{self.job_id}/results.csv", data)
+        except Exception as exc:
+            from ..core.errors import classify
+
+            raise classify(exc).doing("storing results.csv") from exc
+        metrics = summarize_results(data)
+        if self.trained_tokens is not None:
+            metrics["trained_tokens"] = self.trained_tokens
+        final = metrics.get("final", {})
+        log.info("job %s: results.csv stored at %s; %d steps, final train loss %s, valid loss %s", self.job_id, blob,
+                 metrics.get("steps", 0), final.get("train_loss"), final.get("valid_loss"))
+        return {"results_blob": blob, "metrics": metrics}
+
+
+@dataclass
+class RequestDeployment:
+    """Asks the deployment life cycle for a deployment: its row, in its first state."""
+
+    job_id: str
+    spec: dict[str, Any]
+    model: str
+
+    @property
+    def what(self) -> str:
+        return f"requesting deployment {self.spec['name']}"
+
+    def run(self, env: Env) -> dict[str, Any] | Step:
+        from .deployment import request_deployment
+
+        dep = request_deployment(env, name=self.spec["name"], model=self.model, job_id=self.job_id,
+                                 sku=self.spec["sku"], capacity=self.spec["capacity"],
+                                 keep_alive=self.spec["keep_alive"])
+        if dep.job_id != self.job_id:
+            who = f"job {dep.job_id}" if dep.job_id else "another deployment"
+            err = AzureError(ErrorKind.CONFLICT, "DeploymentNameInUse",
+                             f"the deployment name {self.spec['name']!r} is already used by {who} (model {dep.model})",
+                             409)
+            return _blocked_by(err, self.spec["name"], 1, env)
+        return {}
+
+
+def _blocked_by(err: AzureError, name: str, attempts: int, env: Env) -> Step:
+    reason = f"{err.reason}"[:MESSAGE_CHARS * 2]
+    wait = RETRY.backoff(attempts)
+    return Step(to=S.DEPLOY_BLOCKED, why=reason, next=wait,
+                set={"blocked_reason": reason, "attempts": attempts, "deployment_name": name,
+                     "last_error": {**err.to_dict(), "at": utc_iso(env.now)}})
+
+
+# ----------------------------------------------------------------------------- handlers
+def reconcile(job: JobRecord, env: Env) -> Step:
+    """``submitted``: the Jobs API creates the job during the request. A row left here
+    without an Azure job (the request crashed or timed out) is settled after a grace
+    period: the job an earlier attempt created is adopted, else the row fails."""
+    now = env.now
+    if job.openai_job_id:
+        return Step(to=state_for_azure(job.openai_status) or S.PENDING, next=0,
+                    why=f"recorded Azure OpenAI job {job.openai_job_id}")
+    created = job.created_at or job.reconcile_seen_at
+    if created is None:
+        return Step(set={"reconcile_seen_at": now})
+    if now - created < SUBMITTED_GRACE:
+        return Step()
+    match = env.azure.jobs.find_lost(job.row.data, lambda oid: env.repos.job_recording(oid, other_than=job.key))
+    if match is not None:
+        raw = str(match.get("status") or "pending")
+        why = (f"adopted Azure OpenAI job {match['id']} (same training file, model, suffix, seed; created "
+               f"{utc_iso(float(match['created_at']))}) after the submission did not record it")
+        return Step(to=state_for_azure(raw) or S.PENDING, why=why, next=0,
+                    set={"openai_job_id": match["id"], "openai_status": raw, "reconciled": "adopted",
+                         "reconciled_at": now})
+    minutes = int((now - created).total_seconds() // 60)
+    return Step(to=S.FAILED, why=f"no Azure OpenAI job matches this submission {minutes} minutes after it was made "
+                                 f"(training file, model, suffix, seed, creation time): it was never created",
+                set={"error": {"code": "submission_lost", "message": "The job was never created at Azure OpenAI "
+                                                                     "(the submission was interrupted); submit it "
+                                                                     "again."},
+                     "reconciled": "failed", "reconciled_at": now})
+
+
+def follow(job: JobRecord, env: Env) -> Step:
+    """A job at Azure OpenAI: its status, new events, progress, checkpoints."""
+    oid = job.openai_job_id
+    now = env.now
+    if not oid:
+        return Step(log=f"{job.status} without an Azure OpenAI job id; nothing to follow")
+    state = S(job.status)
+    try:
+        azure = env.azure.jobs.retrieve(oid)
+    except AzureError as err:
+        if err.kind != ErrorKind.NOT_FOUND:
+            raise
+        return Step(to=S.FAILED, why="the job no longer exists at Azure OpenAI",
+                    set={"error": {"code": "job_not_found",
+                                   "message": f"Azure OpenAI no longer knows the job {oid} ({err.message})"}})
+    changes: dict[str, Any] = {"last_checked_at": now, "last_error": None, "attempts": None}
+    raw = str(azure.get("status") or job.openai_status or "pending")
+    new = state_for_azure(raw)
+    if new is None:
+        log.warning("job %s: Azure OpenAI reports the unknown status %r; it stays %s", job.key, raw, state)
+        new = state
+    if raw != job.openai_status:
+        changes["openai_status"] = raw
+    for key in ("fine_tuned_model", "trained_tokens", "hyperparameters", "estimated_finish", "result_files"):
+        if azure.get(key) not in (None, [], {}) and azure.get(key) != getattr(job, key):
+            changes[key] = azure[key]
+    if azure.get("finished_at"):
+        changes["finished_at"] = float(azure["finished_at"])
+    events = env.azure.jobs.new_events(oid, job.last_event_id, job.last_event_at)
+    if events:
+        changes["events"] = (list(job.events or []) + events)[-EVENTS_KEPT:]
+        changes["events_seen"] = (job.events_seen or 0) + len(events)
+        changes["last_event_id"] = events[-1]["id"]
+        changes["last_event_at"] = events[-1]["at"]
+        progress = next((e["data"] for e in reversed(events) if isinstance(e.get("data"), dict)
+                         and "step" in e["data"]), None)
+        if progress:
+            changes["progress"] = progress
+    first_success = new == S.SUCCEEDED and (state != S.SUCCEEDED or job.last_checked_at is None)
+    if first_success or any("checkpoint" in str(e.get("message", "")).lower() for e in events):
+        try:
+            changes["checkpoints"] = env.azure.jobs.checkpoints(oid)
+        except AzureError as err:
+            log.info("job %s: could not list checkpoints of %s: %s", job.key, oid, err)
+    if new == state and new in WAITING:
+        since = job.status_changed_at or job.submitted_at or job.created_at
+        if since is not None and now - since > STALLED_AFTER:
+            # Not an error of the service, but nothing will change without a person: say so where
+            # the API shows it (cleared by the next status change).
+            days = (now - since).total_seconds() / 86400
+            changes["last_error"] = {
+                "kind": "stalled", "at": utc_iso(now), "during": "waiting for Azure OpenAI to start the job",
+                "message": f"Azure OpenAI has kept the job {raw} since {utc_iso(since)} ({days:.1f} days): no "
+                           f"training capacity or quota for it in this region; cancel it (POST /api/jobs/"
+                           f"{job.key}/cancel) and start it elsewhere, or keep waiting"}
+            if (job.last_error or {}).get("kind") != "stalled":
+                log.warning("job %s (%s) has been %s for %.1f days", job.key, oid, raw, days)
+    if new in (S.FAILED, S.CANCELLED):
+        error = azure.get("error") or {}
+        if error and (error.get("code") or error.get("message")):
+            changes["error"] = {k: error.get(k) for k in ("code", "message", "param") if error.get(k)}
+        elif new == S.CANCELLED:
+            changes["error"] = {"code": "cancelled", "message": "The job was cancelled."}
+        else:
+            changes["error"] = {"code": "unknown", "message": "The job failed; Azure OpenAI gave no reason."}
+        log.info("job %s (%s) %s: %s", job.key, oid, new, changes["error"])
+    return Step(to=new, set=changes, next=0 if new == S.SUCCEEDED else None)
+
+
+def after_success(job: JobRecord, env: Env) -> Step:
+    """``succeeded``: results and metrics, the gate, then a deployment (or none)."""
+    if job.last_checked_at is None:
+        # Recorded as succeeded by someone else (the Jobs API adopting a job an interrupted request
+        # created, or a reconcile) before it was ever read: read it once for its result files,
+        # tokens, events and checkpoints, else results.csv and the metrics (and a gate) are missing.
+        return follow(job, env)
+    if job.deploy_decision == "none":
+        return Step(close=True)
+    if not job.results_blob and job.result_files:
+        return Step(effect=StoreResults(job.key, job.result_files[0], job.trained_tokens), next=0)
+    changes: dict[str, Any] = {}
+    metrics = job.metrics or {}
+    if job.trained_tokens is not None and "trained_tokens" not in metrics:
+        metrics = {**metrics, "trained_tokens": job.trained_tokens}
+        changes["metrics"] = metrics
+    spec = deployment_spec(job, env.settings)
+    if spec is None:
+        return Step(set={**changes, "deploy_decision": "none"}, close=True,
+                    log=f"succeeded ({job.fine_tuned_model}); no deployment requested")
+    if spec.get("gate"):
+        result = check_gate(spec["gate"], metrics)
+        changes["gate_result"] = result
+        if not result["passed"]:
+            why = "; ".join(c["why"] for c in result["checks"] if not c["passed"])
+            return Step(to=S.GATE_FAILED, set={**changes, "deploy_decision": "gate_failed"},
+                        why=f"gate not met: {why}")
+    name, model = spec["name"], job.fine_tuned_model
+    if not model or not is_valid_deployment_name(name):
+        why = (f"the deployment name {name!r} is not valid for ARM (2-64 letters, digits, '-', '_', '.')"
+               if model else "the job has no fine-tuned model to deploy")
+        return Step(to=S.DEPLOY_FAILED, why=why,
+                    set={**changes, "deploy_decision": "deploy",
+                         "last_error": {"kind": "invalid", "message": why, "at": utc_iso(env.now)}})
+    return Step(to=S.DEPLOYING, why=f"deploying {model} as {name}", effect=RequestDeployment(job.key, spec, model),
+                set={**changes, "deploy_decision": "deploy", "deployment_name": name, "deployment_state": "creating",
+                     "deploy_requested_at": env.now, "last_error": None, "blocked_reason": None})
+
+
+def follow_deployment(job: JobRecord, env: Env) -> Step:
+    """``deploying`` / ``deploy_blocked``: the deployment life cycle deploys; the job
+    follows its state (it never writes it)."""
+    from .deployment import DeploymentState as D
+
+    state = S(job.status)
+    spec = deployment_spec(job, env.settings) or {}
+    name = job.deployment_name or spec.get("name")
+    row = env.repos.find_deployment(name) if name else None
+    if row is None:
+        if not spec or not job.fine_tuned_model:
+            return Step(to=S.DEPLOY_FAILED, why="the job has no deployment to follow")
+        return Step(to=S.DEPLOYING, effect=RequestDeployment(job.key, {**spec, "name": name}, job.fine_tuned_model),
+                    why=f"the Deployments row of {name} is gone; requesting it again")
+    dep = DeploymentRecord.from_row(row)
+    if dep.job_id != job.key:
+        who = f"job {dep.job_id}" if dep.job_id else "another deployment"
+        err = AzureError(ErrorKind.CONFLICT, "DeploymentNameInUse",
+                         f"the deployment name {name!r} is already used by {who} (model {dep.model})", 409)
+        attempts = (job.attempts or 0) + 1
+        return _blocked_by(err, name, attempts, env)
+    mirror: dict[str, Any] = {}
+    if dep.state != job.deployment_state:
+        mirror["deployment_state"] = dep.state
+    if dep.state in (D.ACTIVE, D.RESTORED):
+        return Step(to=S.DEPLOYED, why=f"{name} serves {job.fine_tuned_model}",
+                    set={"deployment_state": D.ACTIVE.value, "deployed_at": dep.activated_at or env.now,
+                         "attempts": None, "last_error": None, "blocked_reason": None, "next_attempt_at": None})
+    if dep.state == D.FAILED:
+        reason = (dep.last_error or {}).get("message") or "the deployment failed"
+        return Step(to=S.DEPLOY_FAILED, why=str(dep.blocked_reason or reason)[:MESSAGE_CHARS],
+                    set={**mirror, "last_error": dep.last_error, "attempts": dep.attempts})
+    if dep.state == D.DEPLOY_BLOCKED:
+        changes = {**mirror, "blocked_reason": dep.blocked_reason, "last_error": dep.last_error,
+                   "attempts": dep.attempts, "next_attempt_at": dep.next_attempt_at}
+        changes = {k: v for k, v in changes.items() if getattr(job, k, None) != v}
+        return Step(to=S.DEPLOY_BLOCKED, set=changes, why=str(dep.blocked_reason or "")[:MESSAGE_CHARS])
+    # Still being created or warming up (or back to creating after a block): the deployment's
+    # own error and retry time are the job's (what the API shows for the job).
+    mirror.update({k: v for k, v in (("last_error", dep.last_error), ("next_attempt_at", dep.next_attempt_at))
+                   if getattr(job, k, None) != v})
+    return Step(to=S.DEPLOYING, set=mirror, why=f"deploying {dep.model} as {name}" if state != S.DEPLOYING else "")
+
+
+JOB = Machine(
+    name="job", states=JobState, record=JobRecord, state_field="status", history_field="status_history",
+    changed_at_field="status_changed_at", policy=RETRY, lease=timedelta(minutes=10),
+    specs=(
+        StateSpec(S.SUBMITTED, "the request is creating the job at Azure OpenAI (or was interrupted doing so)",
+                  "the Jobs API records the Azure job; after 5 minutes a tick adopts the job an interrupted "
+                  "request created, or fails the row", reconcile, open=True,
+                  to=(S.PENDING, S.QUEUED, S.VALIDATING_FILES, S.RUNNING, S.PAUSED, S.SUCCEEDED, S.FAILED,
+                      S.CANCELLED)),
+        *(StateSpec(s, meaning, "a tick reads the job at Azure OpenAI", follow, open=True,
+                    to=tuple(t for t in TRAINING + (S.SUCCEEDED, S.FAILED, S.CANCELLED) if t != s))
+          for s, meaning in ((S.PENDING, "created at Azure OpenAI, waiting to start"),
+                             (S.QUEUED, "queued at Azure OpenAI behind other jobs"),
+                             (S.VALIDATING_FILES, "Azure OpenAI is checking the training files"),
+                             (S.RUNNING, "training (also while pausing or resuming)"),
+                             (S.PAUSED, "paused at Azure OpenAI"))),
+        StateSpec(S.SUCCEEDED, "trained; results and metrics are recorded, then the gate decides",
+                  "a tick stores results.csv, checks the gate and asks for the deployment (a job without one "
+                  "stays here, closed)", after_success, open=True,
+                  to=(S.DEPLOYING, S.GATE_FAILED, S.DEPLOY_FAILED, S.FAILED, S.CANCELLED)),
+        StateSpec(S.DEPLOYING, "the model is being deployed (the deployment is creating or warming up)",
+                  "a tick follows the deployment's state", follow_deployment, open=True,
+                  to=(S.DEPLOYED, S.DEPLOY_BLOCKED, S.DEPLOY_FAILED)),
+        StateSpec(S.DEPLOY_BLOCKED, "the deployment is blocked (quota, a name in use, a refused model) and "
+                                    "retried with backoff", "a tick follows the deployment's state",
+                  follow_deployment, open=True, to=(S.DEPLOYING, S.DEPLOYED, S.DEPLOY_FAILED)),
+        StateSpec(S.FAILED, "training failed, the job vanished at Azure, or the submission was lost (`error`)"),
+        StateSpec(S.CANCELLED, "cancelled"),
+        StateSpec(S.GATE_FAILED, "trained, but the final metrics missed the gate (`gate_result`); not deployed"),
+        StateSpec(S.DEPLOYED, "the deployment serves the model (the keeper keeps it from then on)"),
+        StateSpec(S.DEPLOY_FAILED, "the deployment was refused for good (`last_error`)"),
+    ),
+)
