@@ -177,22 +177,6 @@ class Intake:
         except AlreadyExistsError:
             return self.repos.datasets.get(pk, rk)
 
-    # ---- rows -------------------------------------------------------------------------
-    def _version_row(self, name: str, version: str, model: str, method: str, props) -> Row:
-        pk, rk = self.repos.dataset_keys(model, name, version)
-        existing = self.repos.datasets.find(pk, rk)
-        if existing is not None:
-            return existing
-        now = utc_iso()
-        data = {"PartitionKey": pk, "RowKey": rk, "id": f"{name}@{version}", "name": name, "version": version,
-                "base_model": model, "method": method, "size": int(props.size), "blob_etag": props.etag,
-                "status": DatasetState.VALIDATING.value, "is_current": False, "created_at": now, "updated_at": now,
-                "status_history": [{"status": DatasetState.VALIDATING.value, "at": now}], "status_changed_at": now}
-        try:
-            return self.repos.datasets.insert(data)
-        except AlreadyExistsError:
-            return self.repos.datasets.get(pk, rk)
-
     def _result(self, row: Row, **kw) -> IntakeResult:
         return IntakeResult(row["name"], row["version"], row["status"], row["base_model"], row.get("file_id"),
                             row.get("report_blob"), **kw)

@@ -45,11 +45,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping
 
-from .adapters.openai_jobs import TRAINING_TYPES, job_fields
+from .adapters.openai_jobs import job_fields
 from .catalogue import UnknownModelError, load_catalogue
 from .policies.naming import deployment_name_for
 from .core.clock import parse_time, utc_iso, utcnow
 from .core.errors import AzureError, ErrorKind
+from .machines.dataset import DatasetState
 from .machines.job import CANCELLABLE, JOB, JobState, state_for_azure
 from .state.repos import Repositories, new_job_id, worker_id
 from .state.tables import AlreadyExistsError, ConcurrencyError, Row
@@ -105,10 +106,10 @@ def _dataset(repos: Repositories, name: str, field: str) -> Row:
         raise JobsError("dataset-not-found", f"{field}: no dataset named {name!r} (give a dataset name, or "
                                              f"name@version)", field=field)
     status = row.get("status")
-    if status == "ready" and row.get("file_id"):
+    if status == DatasetState.READY and row.get("file_id"):
         return row
     ident = row.get("id") or name
-    if status == "rejected":
+    if status == DatasetState.REJECTED:
         errors = row.get("errors") or []
         first = "; ".join(f"line {e.get('line')}: {e.get('message')}" if e.get("line") else str(e.get("message"))
                           for e in errors[:3]) or row.get("error") or "see the report"
@@ -116,7 +117,7 @@ def _dataset(repos: Repositories, name: str, field: str) -> Row:
                                             f"({row.get('error_count') or len(errors)} errors): {first}",
                         field=field, dataset=ident, dataset_status=status, dataset_errors=errors[:5],
                         report_blob=row.get("report_blob"))
-    if status == "upload_failed":
+    if status == DatasetState.UPLOAD_FAILED:
         raise JobsError("dataset-rejected", f"{field}: dataset {ident!r} could not be uploaded to Azure OpenAI: "
                                             f"{row.get('error') or 'unknown reason'}", field=field, dataset=ident,
                         dataset_status=status, report_blob=row.get("report_blob"))

@@ -149,7 +149,8 @@ SETTINGS_SPEC: tuple[_Var, ...] = (
     _Var("UPLOAD_IMPORT_THRESHOLD_BYTES", "import_threshold_bytes", _int(1), 200 * 1024 * 1024,
          description="Datasets larger than this are imported from a SAS URL instead of uploaded"),
     _Var("FILE_PROCESSING_TIMEOUT_SECONDS", "file_processing_timeout", _int(1), 600,
-         description="How long intake waits for Azure OpenAI to process an uploaded file"),
+         description="After this long in processing, a dataset records that Azure OpenAI is slow "
+                     "(ticks keep following it)"),
     _Var("AZURE_HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", _float(1.0), 60.0,
          description="Timeout of each call to Azure OpenAI, ARM and Azure Monitor"),
     _Var("MONITOR_SCHEDULE", "monitor_schedule", _ncrontab, "0 */2 * * * *",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.simstack import simulator_fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,20 +38,8 @@ def unique() -> str:
 # Integration fixtures: the simulator, an environment with per-test tables and containers,
 # the domain context built from it, and the local runner over the real function_app.
 
-FAST_SIM_ARGS = ["--file-processing-seconds", "0.3", "--job-pending-seconds", "0.5",
-                 "--job-running-seconds", "1.5"]
-
-
-@pytest.fixture(scope="session")
-def simulator(tmp_path_factory):
-    from devstack.simulator.process import SimulatorProcess
-
-    logs = tmp_path_factory.mktemp("simlogs")
-    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), extra_args=FAST_SIM_ARGS,
-                           log_file=logs / "simulator.log")
-    sim.start()
-    yield sim
-    sim.stop()
+simulator = simulator_fixture({"file_processing_seconds": 0.3, "job_pending_seconds": 0.5,
+                               "job_running_seconds": 1.5})
 
 
 @pytest.fixture

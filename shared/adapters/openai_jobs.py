@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 from ..core.clock import parse_time, utc_iso
-from ..core.errors import AzureError, classify
+from ..core.errors import classify
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,12 @@ class ErrorKind(StrEnum):
                         ErrorKind.INVALID)
 
     @property
+    def permanent(self) -> bool:
+        """Retrying the same request will not change the answer (only a change of the
+        request, or of the model, would)."""
+        return self in (ErrorKind.INVALID, ErrorKind.MODEL_GONE, ErrorKind.NOT_FOUND)
+
+    @property
     def reason(self) -> str:
         """What the kind means to the person reading the record."""
         return _REASONS[self]

@@ -45,6 +45,17 @@ class DatasetState(StrEnum):
     UPLOAD_FAILED = "upload_failed"
 
 
+class UploadStatus(StrEnum):
+    """The upload row's own status: one content's file at Azure OpenAI."""
+
+    UPLOADING = "uploading"      # claimed: a worker is sending it
+    RELEASED = "released"        # a send failed; the next attempt takes over at once
+    PROCESSING = "processing"    # the file exists at Azure OpenAI
+    READY = "ready"              # processed: every version with this content reuses it
+    ERROR = "error"              # Azure OpenAI refused it: forgotten, a corrected drop uploads afresh
+
+
+HAS_FILE = (UploadStatus.PROCESSING, UploadStatus.READY)
 S = DatasetState
 METHODS = ("supervised", "dpo")
 REPORT_SUFFIX = ".report.json"
@@ -235,13 +246,13 @@ class Upload:
         filename = upload_filename(ds.name, ds.sha256 or "")
         claim = {"claimed_by": self.worker, "claimed_until": utc_iso(now + STALE_UPLOAD_CLAIM)}
         try:
-            anchor = repos.datasets.insert({"PartitionKey": pk, "RowKey": rk, "status": "uploading",
+            anchor = repos.datasets.insert({"PartitionKey": pk, "RowKey": rk, "status": UploadStatus.UPLOADING.value,
                                             "filename": filename, "sha256": ds.sha256, "first_dataset": ds.id,
                                             "created_at": utc_iso(now), **claim})
         except AlreadyExistsError:
             anchor = repos.datasets.get(pk, rk)
             up = UploadRecord.from_row(anchor)
-            if up.file_id and up.status in ("processing", "ready"):
+            if up.file_id and up.status in HAS_FILE:
                 return _to_processing(up.file_id, True)
             filename = up.filename or filename
             found = env.azure.files.find(filename)  # a file a crashed or timed-out attempt uploaded
@@ -249,7 +260,8 @@ class Upload:
                 self._record(env, anchor, found)
                 return _to_processing(found, True)
             taken = repos.datasets.claim(anchor, self.worker, now + STALE_UPLOAD_CLAIM, now,
-                                         {"status": "uploading", "file_id": "", "filename": filename})
+                                         {"status": UploadStatus.UPLOADING.value, "file_id": "",
+                                          "filename": filename})
             if taken is None:
                 return Step(poll=POLL_SECONDS, log=f"another worker is uploading {(ds.sha256 or '')[:12]}; waiting")
             anchor = taken
@@ -288,14 +300,15 @@ class Upload:
 
     def _record(self, env: Env, anchor: Row, file_id: str) -> None:
         env.repos.datasets.update_with_retry(anchor.partition_key, anchor.row_key, lambda _d: {
-            "file_id": file_id, "status": "processing", "claimed_by": None, "claimed_until": None})
+            "file_id": file_id, "status": UploadStatus.PROCESSING.value, "claimed_by": None, "claimed_until": None})
 
     def _release(self, env: Env, anchor: Row) -> None:
         """A failed send gives the content back at once (the next attempt looks for the file first)."""
         try:
             current = env.repos.datasets.get(anchor.partition_key, anchor.row_key)
-            if current.get("status") == "uploading" and not current.get("file_id"):
-                env.repos.datasets.replace(current, {"status": "released", "claimed_by": None, "claimed_until": None})
+            if current.get("status") == UploadStatus.UPLOADING and not current.get("file_id"):
+                env.repos.datasets.replace(current, {"status": UploadStatus.RELEASED.value, "claimed_by": None,
+                                                     "claimed_until": None})
         except Exception:  # the claim then goes stale on its own; never hide the original error
             log.warning("could not release the upload claim %s", anchor.row_key, exc_info=True)
 
@@ -342,7 +355,7 @@ def upload(ds: DatasetRecord, env: Env) -> Step:
     anchor = env.repos.datasets.find(pk, rk)
     if anchor is not None:
         up = UploadRecord.from_row(anchor)
-        if up.file_id and up.status in ("processing", "ready"):
+        if up.file_id and up.status in HAS_FILE:
             return _to_processing(up.file_id, True)
     if env.context.get("upload_attempts", 0) >= UPLOAD_ATTEMPTS:
         return Step(log=f"{UPLOAD_ATTEMPTS} upload attempts in this invocation; the next delivery or tick retries")
@@ -368,7 +381,8 @@ class Settle:
     def run(self, env: Env) -> dict[str, Any]:
         repos, ds = env.repos, self.ds
         pk, rk = _anchor_keys(ds, env)
-        changes = {"status": "ready"} if self.ready else {"status": "error", "file_id": "", "error": self.reason}
+        changes = {"status": UploadStatus.READY.value} if self.ready else \
+            {"status": UploadStatus.ERROR.value, "file_id": "", "error": self.reason}
         try:
             repos.datasets.update_with_retry(pk, rk, lambda _d: changes)
         except Exception as exc:

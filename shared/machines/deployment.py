@@ -221,8 +221,7 @@ def _blocked(dep: DeploymentRecord, err: AzureError, env: Env) -> Step:
                     next=DEPLOY_RETRY.wait(err) or None, log=f"deploying failed ({err}); retrying")
     attempts = (dep.attempts or 0) + 1
     reason = err.reason[:MESSAGE_CHARS]
-    give_up = err.kind in (ErrorKind.INVALID, ErrorKind.MODEL_GONE, ErrorKind.NOT_FOUND) and \
-        attempts >= MAX_DEPLOY_FAILURES
+    give_up = err.kind.permanent and attempts >= MAX_DEPLOY_FAILURES
     wait = DEPLOY_RETRY.backoff(attempts)
     detail = {**err.to_dict(), "job_id": dep.job_id, "attempt": attempts}
     return Step(to=D.FAILED if give_up else D.DEPLOY_BLOCKED, why=reason, next=None if give_up else (wait or None),

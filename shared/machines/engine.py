@@ -429,9 +429,16 @@ class Engine:
             self._events(rec, step)
             return row, rec, claimed and not release, new, step
         # Intent first, under a claim; then the side effect; then its outcome.
-        if self.m.claims:
-            changes.update(self._claim_fields(False))
-        row = self._write(row, changes, claimed)
+        if self.m.claims and not claimed:
+            now = self.env.now
+            taken = self.table.claim(row, self.worker, now + self.m.lease, now, self.m.record.encode(changes))
+            if taken is None:
+                raise LostClaim(row.row_key)
+            row = taken
+        else:
+            if claimed:
+                changes.update(self._claim_fields(False))  # the lease runs from now again
+            row = self._write(row, changes, claimed)
         claimed = self.m.claims
         rec = self.m.record.from_row(row)
         self._events(rec, step)

@@ -9,21 +9,14 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.simstack import simulator_fixture
+
 FAST = {"file_processing_seconds": 0.05, "job_pending_seconds": 0.5, "job_running_seconds": 2,
         "max_running_jobs": 20, "deployment_create_seconds": 6, "deployment_delete_seconds": 3,
         "lro_retry_after": 0.05}
 
 
-@pytest.fixture(scope="session")
-def simulator(tmp_path_factory):
-    """The simulator with fast deployments."""
-    from devstack.simulator.process import SimulatorProcess
-
-    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
-                         log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
-    sim.start()
-    yield sim
-    sim.stop()
+simulator = simulator_fixture(FAST)
 
 
 @pytest.fixture(autouse=True)

@@ -8,22 +8,15 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.simstack import simulator_fixture
+
 # Fast simulated phases (simulated seconds; the simulated clock runs at real speed).
 FAST = {"file_processing_seconds": 0.1, "job_pending_seconds": 0.2, "job_running_seconds": 0.6,
         "deployment_create_seconds": 0.2, "deployment_delete_seconds": 0.2, "lro_retry_after": 0.05}
 BASE = "gpt-4o-mini-2024-07-18"
 
 
-@pytest.fixture(scope="session")
-def simulator(tmp_path_factory):
-    """The simulator with fast phases."""
-    from devstack.simulator.process import SimulatorProcess
-
-    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
-                         log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
-    sim.start()
-    yield sim
-    sim.stop()
+simulator = simulator_fixture(FAST)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.simstack import simulator_fixture
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gpt-4o-mini-2024-07-18"
 # Fast simulated phases; the simulated clock runs at real speed and is moved by the tests.
@@ -23,15 +25,7 @@ FAST = {"file_processing_seconds": 0.1, "job_pending_seconds": 0.2, "job_running
 HTTP_TIMEOUT = "2"
 
 
-@pytest.fixture(scope="session")
-def simulator(tmp_path_factory):
-    from devstack.simulator.process import SimulatorProcess
-
-    sim = SimulatorProcess(certs_dir=tmp_path_factory.mktemp("certs"), config=FAST,
-                         log_file=tmp_path_factory.mktemp("simlogs") / "simulator.log")
-    sim.start()
-    yield sim
-    sim.stop()
+simulator = simulator_fixture(FAST)
 
 
 @pytest.fixture

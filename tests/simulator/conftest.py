@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import ssl
-from pathlib import Path
 from typing import Iterator
 
 import httpx2
 import pytest
+
+from tests.simstack import simulator_fixture
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties, Sku
 from azure.mgmt.monitor import MonitorManagementClient
@@ -41,15 +42,7 @@ FAST = {
 }
 
 
-@pytest.fixture(scope="session")
-def certs_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("certs")
-
-
-@pytest.fixture(scope="session")
-def sim(certs_dir) -> Iterator[SimulatorProcess]:
-    with SimulatorProcess(certs_dir=certs_dir, config=FAST) as process:
-        yield process
+sim = simulator_fixture(FAST)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from devstack.simulator import SimulatorProcess, StaticTokenCredential
 from .conftest import ACCOUNT, BASE, FAST, RG, SUB, chat_jsonl, deploy, finished_job, make_openai, upload
 
 
-def test_state_file_keeps_files_jobs_deployments_and_the_clock(certs_dir, tmp_path, conformance):
+def test_state_file_keeps_files_jobs_deployments_and_the_clock(tmp_path, conformance):
+    certs_dir = tmp_path / "certs"
     state_file = tmp_path / "sim-state.json"
 
     def clients(sim):
