@@ -30,6 +30,7 @@ bounded window (:class:`Pass`), else a later tick advances it.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -508,48 +509,38 @@ class Pass:
     def run(self, rows: Iterable[tuple[str, Callable[[], Row | None]]],
             on_visit: Callable[[str, Visit], None] | None = None) -> list[tuple[str, Visit]]:
         """``rows``: (key, a callable reading the row fresh). Returns each key's last visit."""
-        report = self.engine.report
         results: dict[str, Visit] = {}
         later: list[tuple[datetime, int, str, Callable[[], Row | None]]] = []
-        window_start = self.clock.now()
-        seq = 0
+        order = itertools.count()
+        window_end = self.clock.now() + timedelta(seconds=self.window)
+
+        def visit(key: str, read: Callable[[], Row | None]) -> None:
+            done = self._visit(key, read)
+            if done is None:
+                return
+            results[key] = done
+            if on_visit:
+                on_visit(key, done)
+            if done.due is not None and self.window > 0 and done.due <= window_end:
+                heapq.heappush(later, (done.due, next(order), key, read))
+
         todo = list(rows)
         for n, (key, read) in enumerate(todo):
             if self.over_budget():
                 log.warning("%s: tick budget of %.0fs used up; %d row(s) left for the next tick",
                             self.engine.m.name, self.budget, len(todo) - n)
-                report.skip("budget")
+                self.engine.report.skip("budget")
                 break
-            visit = self._visit(key, read)
-            if visit is None:
-                continue
-            results[key] = visit
-            if on_visit:
-                on_visit(key, visit)
-            if visit.due is not None and self.window > 0:
-                seq += 1
-                heapq.heappush(later, (visit.due, seq, key, read))
-        while later and self.window > 0:
+            visit(key, read)
+        while later and not self.over_budget():
             due, _, key, read = heapq.heappop(later)
-            now = self.clock.now()
-            if due > window_start + timedelta(seconds=self.window) or self.over_budget():
-                break
-            wait = (due - now).total_seconds()
+            wait = (due - self.clock.now()).total_seconds()
             if wait > 0:
                 self.clock.sleep(min(wait, self.poll))
                 if self.clock.now() < due:
-                    seq += 1
-                    heapq.heappush(later, (due, seq, key, read))
+                    heapq.heappush(later, (due, next(order), key, read))
                     continue
-            visit = self._visit(key, read)
-            if visit is None:
-                continue
-            results[key] = visit
-            if on_visit:
-                on_visit(key, visit)
-            if visit.due is not None:
-                seq += 1
-                heapq.heappush(later, (visit.due, seq, key, read))
+            visit(key, read)
         return list(results.items())
 
     def _visit(self, key: str, read: Callable[[], Row | None]) -> Visit | None:
