@@ -195,7 +195,7 @@ class Ping:
         dep, now = self.dep, env.now
         name = _name(dep)
         result = env.azure.inference.ping(name, dep.model)
-        if result.ok:
+        if result.reached:  # answered, or refused for throttling or content: it reached the deployment
             new_deadline = idle_deadline(dep.sku, dep.created_at, now)
             changes: dict[str, Any] = {"pings": (dep.pings or 0) + 1, "last_activity": now, "last_ping_at": now,
                                        "answered_deadline": self.deadline, "idle_deadline": new_deadline,

@@ -335,7 +335,9 @@ class Engine:
                 new_state = self._target(rec, state, step)
                 last = not (step.next == 0 and n + 1 < MAX_STEPS and m.spec(new_state).handler is not None)
                 close, done = step.close, step
-                if not step.noop or (claimed and last):
+                noop = step.noop or (new_state == state and not step.set and step.effect is None
+                                     and not step.events and not step.close)
+                if not noop or (claimed and last):
                     row, rec, claimed, new_state, done = self._apply(row, rec, state, new_state, step, claimed,
                                                                      release=last)
                     close = done.close
