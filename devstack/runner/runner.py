@@ -14,11 +14,27 @@ functions the real host would call:
   restart does not replay everything. A failing blob is retried on later polls, up to
   five attempts, then recorded as poisoned (like the host's poison queue).
 
+Every invocation runs under ``functionTimeout`` from ``host.json``, as the host enforces it
+(see ``function_timeout_seconds``): absent, 30 minutes (the Flex Consumption default,
+also Premium's, Dedicated's and Container Apps'); ``"-1"``, no limit. An invocation that
+outlives it is abandoned and counted as failed: the host's message is logged ("Timeout
+value of 00:10:00 exceeded by function 'Functions.X' (Id: '...'). Initiating
+cancellation."), an HTTP caller gets 500, a blob invocation counts as a failed attempt
+(retried, poisoned after the fifth), a timer invocation is failed and the schedule goes
+on. The host then restarts the worker process, which ends the function; a Python thread
+cannot be ended, so here the abandoned invocation goes on running in a daemon thread
+(``LocalRunner.timeouts`` lists each one, ``still_running`` says whether it still does),
+its result is discarded, and ``stop()`` does not wait for it. A timer whose abandoned
+invocation is still running skips its occurrences until that thread ends (a timer never
+overlaps itself). ``async`` HTTP functions run on the server's event loop and are
+cancelled at the limit.
+
 It does not enforce function keys (Core Tools does not either when run locally).
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import inspect
 import json
@@ -28,6 +44,8 @@ import re
 import threading
 import time
 import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +59,12 @@ log = logging.getLogger("devstack.runner")
 
 RECEIPTS_TABLE = "RunnerBlobReceipts"
 MAX_BLOB_ATTEMPTS = 5
+# host.json functionTimeout. The host (ScriptJobHostOptionsSetup) uses 30 minutes when it is
+# absent on every plan but the (Windows) Consumption plan, i.e. on Flex Consumption, which this
+# app targets; "-1" (a TimeSpan of minus one day) means no limit there; below one second the
+# host refuses to start.
+DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
+MIN_FUNCTION_TIMEOUT = 1.0
 _SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
 
 
@@ -89,6 +113,89 @@ def compile_route(template: str) -> re.Pattern:
     return re.compile("".join(out) or "/")
 
 
+# ------------------------------------------------------------------ functionTimeout
+_TIMESPAN_DAYS = re.compile(r"\s*(-)?(\d+)\s*")
+_TIMESPAN = re.compile(r"\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?\s*")
+
+
+def parse_timespan(text: str) -> float:
+    """A .NET ``TimeSpan`` string as host.json holds it, in seconds: ``[-][d.]hh:mm[:ss[.fffffff]]``
+    (hours 0-23, minutes and seconds 0-59: a day is ``1.00:00:00``, not ``24:00:00``), or a
+    whole number of days (so ``-1`` is minus one day)."""
+    m = _TIMESPAN_DAYS.fullmatch(text)
+    if m:
+        return (-1 if m.group(1) else 1) * int(m.group(2)) * 86400.0
+    m = _TIMESPAN.fullmatch(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a TimeSpan ([d.]hh:mm:ss)")
+    sign, days, hours, minutes, seconds, fraction = m.groups()
+    hours, minutes, seconds = int(hours), int(minutes), int(seconds or 0)
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise ValueError(f"{text!r} is not a TimeSpan: hours run 0-23, minutes and seconds 0-59 "
+                         f"(24 hours is '1.00:00:00')")
+    total = int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds + float(f"0.{fraction or 0}")
+    return -total if sign else total
+
+
+def format_timespan(seconds: float) -> str:
+    """Seconds as .NET prints a TimeSpan (``00:10:00``, ``1.02:03:04``, ``00:00:01.5000000``)."""
+    ticks = round(abs(seconds) * 10_000_000)
+    days, ticks = divmod(ticks, 86400 * 10_000_000)
+    hours, ticks = divmod(ticks, 3600 * 10_000_000)
+    minutes, ticks = divmod(ticks, 60 * 10_000_000)
+    secs, ticks = divmod(ticks, 10_000_000)
+    text = ("-" if seconds < 0 else "") + (f"{days}." if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return text + (f".{ticks:07d}" if ticks else "")
+
+
+def function_timeout_seconds(value: Any) -> float | None:
+    """host.json's ``functionTimeout`` the way the host reads it on Flex Consumption: absent
+    (or null/empty) -> 30 minutes; ``"-1"`` -> None (no limit); otherwise the TimeSpan, at
+    least one second (the host refuses to start below that)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_FUNCTION_TIMEOUT
+    if not isinstance(value, str):
+        raise ValueError(f"host.json functionTimeout must be a TimeSpan string such as \"00:10:00\", not {value!r}")
+    seconds = parse_timespan(value)
+    if seconds == -86400.0:
+        return None
+    if seconds < MIN_FUNCTION_TIMEOUT:
+        raise ValueError(f"host.json functionTimeout {value!r} must be at least 00:00:01 (or -1 for no limit)")
+    return seconds
+
+
+def _host_function_timeout(host_json: Path | None) -> float | None:
+    if host_json and host_json.exists():
+        return function_timeout_seconds(json.loads(host_json.read_text()).get("functionTimeout"))
+    return DEFAULT_FUNCTION_TIMEOUT
+
+
+@dataclass
+class FunctionTimeout:
+    """One invocation that outlived ``functionTimeout`` and was abandoned."""
+    function_name: str
+    invocation_id: str
+    trigger: str  # "http", "timer" or "blob"
+    detail: str  # "GET /api/...", "timer", the blob's name
+    started_at: datetime
+    timed_out_at: datetime
+    _running: Callable[[], bool] = field(repr=False, compare=False, default=lambda: False)
+
+    @property
+    def still_running(self) -> bool:
+        """Whether the abandoned invocation's thread (or task) has not ended yet."""
+        return self._running()
+
+
+class FunctionTimeoutError(Exception):
+    """An invocation passed ``functionTimeout`` (the host's FunctionTimeoutException)."""
+
+    def __init__(self, record: FunctionTimeout, timeout: float) -> None:
+        super().__init__(f"Timeout value of {format_timespan(timeout)} was exceeded by function: "
+                         f"Functions.{record.function_name}")
+        self.record = record
+
+
 def _host_route_prefix(host_json: Path | None) -> str:
     if host_json and host_json.exists():
         data = json.loads(host_json.read_text())
@@ -115,8 +222,12 @@ class TimerJob:
     call: Callable
     arg_name: str
     run_on_startup: bool
+    # Held from the start of a run until its function returns: for a run abandoned at its
+    # timeout, that is when its background thread ends, so the timer still never overlaps itself.
     lock: threading.Lock = field(default_factory=threading.Lock)
-    runs: int = 0
+    runs: int = 0  # runs that succeeded
+    failures: int = 0  # runs that raised or passed functionTimeout
+    abandoned: FunctionTimeout | None = None  # the last run abandoned at its timeout
 
 
 # --------------------------------------------------------------------------- blobs
@@ -146,6 +257,39 @@ def _call(fn: Callable, kwargs: dict[str, Any]) -> Any:
     return result
 
 
+def _start_thread(fn: Callable, kwargs: dict[str, Any], name: str,
+                  on_done: Callable[[], None] | None = None) -> tuple[Future, threading.Thread]:
+    """Runs ``fn(**kwargs)`` in a daemon thread (so an abandoned invocation never holds up
+    the process); ``on_done`` is called when the function returns or raises, however late."""
+    future: Future = Future()
+    context = contextvars.copy_context()
+
+    def body() -> None:
+        try:
+            result = context.run(_call, fn, kwargs)
+        except BaseException as exc:  # handed to whoever waits on the future
+            outcome: tuple[bool, Any] = (False, exc)
+        else:
+            outcome = (True, result)
+        finally:
+            if on_done is not None:
+                on_done()
+        if outcome[0]:
+            future.set_result(outcome[1])
+        else:
+            future.set_exception(outcome[1])
+
+    future.set_running_or_notify_cancel()
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    try:
+        thread.start()
+    except BaseException:
+        if on_done is not None:
+            on_done()
+        raise
+    return future, thread
+
+
 class LocalRunner:
     def __init__(self, app: func.FunctionApp, *, env: Mapping[str, str] | None = None,
                  host_json: Path | None = None, http_host: str = "127.0.0.1", http_port: int = 0,
@@ -154,6 +298,8 @@ class LocalRunner:
         self.app = app
         self.env = dict(os.environ if env is None else env)
         self.route_prefix = _host_route_prefix(host_json)
+        # host.json functionTimeout in seconds; None: no limit ("-1").
+        self.function_timeout: float | None = _host_function_timeout(host_json)
         self.http_host = http_host
         self.http_port = http_port
         self.blob_poll_interval = blob_poll_interval
@@ -166,6 +312,7 @@ class LocalRunner:
         self._threads: list[threading.Thread] = []
         self._server = None
         self.invocations: list[tuple[str, str]] = []  # (function name, detail): for tests and logs
+        self.timeouts: list[FunctionTimeout] = []  # invocations abandoned at functionTimeout, oldest first
         self._load()
 
     # ---- discovery ---------------------------------------------------------------
@@ -196,6 +343,54 @@ class LocalRunner:
         # More specific routes first (literal segments before parameters), as ASP.NET routing does.
         self.routes.sort(key=lambda r: (-r.template.count("/"), r.template.count("{")))
 
+    # ---- functionTimeout ---------------------------------------------------------------
+    @property
+    def abandoned(self) -> list[FunctionTimeout]:
+        """The invocations abandoned at their timeout whose thread (or task) still runs."""
+        return [t for t in self.timeouts if t.still_running]
+
+    def _timed_out(self, function_name: str, invocation_id: str, trigger: str, detail: str,
+                   started_at: datetime, running: Callable[[], bool]) -> FunctionTimeout:
+        record = FunctionTimeout(function_name, invocation_id, trigger, detail, started_at,
+                                 datetime.now(timezone.utc), running)
+        self.timeouts.append(record)
+        timeout = format_timespan(self.function_timeout or 0)
+        log.error("Timeout value of %s exceeded by function 'Functions.%s' (Id: '%s'). Initiating cancellation.",
+                  timeout, function_name, invocation_id)
+        log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms): Timeout value of %s was exceeded by "
+                  "function: Functions.%s", function_name, invocation_id,
+                  (record.timed_out_at - started_at).total_seconds() * 1000, timeout, function_name)
+        log.warning("The host would now restart the worker process; a Python thread cannot be stopped, so the "
+                    "abandoned invocation %s of '%s' goes on in the background, its outcome ignored "
+                    "(%d abandoned invocation(s) still running)", invocation_id, function_name, len(self.abandoned))
+        return record
+
+    def _invoke(self, function_name: str, invocation_id: str, trigger: str, detail: str, fn: Callable,
+                kwargs: dict[str, Any], on_done: Callable[[], None] | None = None) -> Any:
+        """Calls a (timer or blob) function under ``functionTimeout``; raises FunctionTimeoutError
+        past it, leaving the function to finish in its daemon thread (then ``on_done`` runs)."""
+        if self.function_timeout is None:
+            try:
+                return _call(fn, kwargs)
+            finally:
+                if on_done is not None:
+                    on_done()
+        started = datetime.now(timezone.utc)
+        future, thread = _start_thread(fn, kwargs, f"invocation-{function_name}-{invocation_id[:8]}", on_done)
+        try:
+            return future.result(timeout=self.function_timeout)
+        except FutureTimeout:
+            record = self._timed_out(function_name, invocation_id, trigger, detail, started, thread.is_alive)
+            future.add_done_callback(lambda f: self._abandoned_ended(record, f))
+            raise FunctionTimeoutError(record, self.function_timeout) from None
+
+    @staticmethod
+    def _abandoned_ended(record: FunctionTimeout, future: Future) -> None:
+        outcome = "failed" if future.cancelled() or future.exception() is not None else "returned"
+        log.warning("Abandoned invocation of 'Functions.%s' (Id: '%s') %s after %.1f s in the background; "
+                    "its outcome is ignored", record.function_name, record.invocation_id, outcome,
+                    (datetime.now(timezone.utc) - record.started_at).total_seconds())
+
     # ---- HTTP ----------------------------------------------------------------------
     def _asgi_app(self):
         from starlette.applications import Starlette
@@ -203,6 +398,32 @@ class LocalRunner:
         from starlette.requests import Request
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route as SRoute
+
+        async def call_with_timeout(route: Route, req: func.HttpRequest, invocation: str, detail: str) -> Any:
+            started = datetime.now(timezone.utc)
+            kwargs = {route.arg_name: req}
+            is_async = inspect.iscoroutinefunction(route.call)
+            if is_async:  # on the server's loop, as before; it can be cancelled at the limit
+                pending: asyncio.Future = asyncio.ensure_future(route.call(**kwargs))
+                future: Future | None = None
+
+                def running() -> bool:
+                    return not pending.done()
+            else:  # in a daemon thread of its own instead of the server's thread pool
+                future, thread = _start_thread(route.call, kwargs, f"invocation-{route.function_name}-{invocation[:8]}")
+                pending = asyncio.wrap_future(future)
+                running = thread.is_alive
+            done, _ = await asyncio.wait({pending}, timeout=self.function_timeout)
+            if pending in done:
+                return pending.result()
+            # Abandoned: nobody awaits it any more; fetch its outcome so asyncio does not warn.
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+            if is_async:
+                pending.cancel()  # what the host's cancellation token asks of the function
+            record = self._timed_out(route.function_name, invocation, "http", detail, started, running)
+            if future is not None:
+                future.add_done_callback(lambda f: self._abandoned_ended(record, f))
+            raise FunctionTimeoutError(record, self.function_timeout)
 
         async def dispatch(request: Request) -> Response:
             path = request.url.path
@@ -222,13 +443,17 @@ class LocalRunner:
                     method=request.method, url=str(request.url), headers=dict(request.headers),
                     params=dict(request.query_params), route_params=params, body=body)
                 self.invocations.append((route.function_name, f"{request.method} {path}"))
-                invocation = uuid.uuid4().hex[:8]
+                invocation = str(uuid.uuid4())
                 log.info("Executing '%s' (%s %s, id=%s)", route.function_name, request.method, path, invocation)
                 try:
-                    if inspect.iscoroutinefunction(route.call):
+                    if self.function_timeout is not None:
+                        resp = await call_with_timeout(route, req, invocation, f"{request.method} {path}")
+                    elif inspect.iscoroutinefunction(route.call):
                         resp = await route.call(**{route.arg_name: req})
                     else:
                         resp = await run_in_threadpool(route.call, **{route.arg_name: req})
+                except FunctionTimeoutError:
+                    return Response(status_code=500)  # the host answers a timed-out request with 500
                 except Exception:
                     log.exception("Function '%s' failed (id=%s)", route.function_name, invocation)
                     return Response(status_code=500)
@@ -288,18 +513,27 @@ class LocalRunner:
         never overlaps a timer with itself). Returns whether it ran."""
         job = self.timers[name]
         if not job.lock.acquire(blocking=False):
-            log.warning("Timer '%s' is still running; skipping this occurrence", name)
+            if job.abandoned is not None and job.abandoned.still_running:
+                log.warning("Timer '%s' is still running (invocation Id '%s', abandoned at its timeout, has not "
+                            "ended); skipping this occurrence", name, job.abandoned.invocation_id)
+            else:
+                log.warning("Timer '%s' is still running; skipping this occurrence", name)
             return False
+        invocation = str(uuid.uuid4())
         try:
             self.invocations.append((name, "timer"))
-            log.info("Executing '%s' (timer)", name)
-            _call(job.call, {job.arg_name: _TimerRequest(past_due)})
+            log.info("Executing '%s' (timer, id=%s)", name, invocation)
+            # The lock is released when the function returns, also if that is after its timeout.
+            self._invoke(name, invocation, "timer", "timer", job.call, {job.arg_name: _TimerRequest(past_due)},
+                         on_done=job.lock.release)
             job.runs += 1
-            log.info("Executed '%s' (timer)", name)
+            log.info("Executed '%s' (timer, id=%s)", name, invocation)
+        except FunctionTimeoutError as timeout:
+            job.failures += 1
+            job.abandoned = timeout.record
         except Exception:
+            job.failures += 1
             log.exception("Timer function '%s' failed", name)
-        finally:
-            job.lock.release()
         return True
 
     def _timer_loop(self, job: TimerJob) -> None:
@@ -386,9 +620,12 @@ class LocalRunner:
             arg = func.blob.InputStream(data=data, name=f"{watch.container}/{blob_name}",
                                         length=len(data), uri=client.url)
         self.invocations.append((watch.function_name, blob_name))
-        log.info("Executing '%s' (blob %s/%s)", watch.function_name, watch.container, blob_name)
+        invocation = str(uuid.uuid4())
+        log.info("Executing '%s' (blob %s/%s, id=%s)", watch.function_name, watch.container, blob_name, invocation)
         try:
-            _call(watch.call, {watch.arg_name: arg})
+            self._invoke(watch.function_name, invocation, "blob", blob_name, watch.call, {watch.arg_name: arg})
+        except FunctionTimeoutError:
+            return False  # a failed attempt: the receipt goes to retry (or poisoned after the fifth)
         except Exception:
             log.exception("Blob function '%s' failed on %s/%s", watch.function_name, watch.container, blob_name)
             return False
@@ -417,11 +654,14 @@ class LocalRunner:
             t = threading.Thread(target=self._blob_loop, name="blob-watcher", daemon=True)
             t.start()
             self._threads.append(t)
-        log.info("Local runner: %d HTTP route(s) at %s, %d timer(s), %d blob trigger(s)",
-                 len(self.routes), self.base_url if self.routes else "-", len(self.timers), len(self.blobs))
+        log.info("Local runner: %d HTTP route(s) at %s, %d timer(s), %d blob trigger(s), functionTimeout %s",
+                 len(self.routes), self.base_url if self.routes else "-", len(self.timers), len(self.blobs),
+                 "none (-1)" if self.function_timeout is None else format_timespan(self.function_timeout))
         return self
 
     def stop(self) -> None:
+        """Stops the server, timers and watcher. Invocations abandoned at their timeout run in
+        daemon threads that are not waited for (``self.abandoned`` lists those still running)."""
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
