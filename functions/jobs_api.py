@@ -57,6 +57,11 @@ def api_deployment(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)
 
 
+@bp.route(route="deployments/{name}/rollback", methods=_METHODS, auth_level=_AUTH)
+def api_deployment_rollback(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req)
+
+
 @bp.route(route="openapi.json", methods=_METHODS, auth_level=_AUTH)
 def api_openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)

@@ -186,6 +186,8 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
                                               f"examples, but the job's method is {method!r}", field=field)
 
     deployment = _plan_deployment(body.get("deployment", True), settings, info, job_id, body.get("suffix"))
+    if deployment and isinstance(body.get("deployment"), Mapping) and body["deployment"].get("name"):
+        _check_owned(ctx, deployment["name"])
     seed = body.get("seed")
     seed_generated = seed is None
     if seed is None:
@@ -219,6 +221,24 @@ def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None)
         "keep_alive": spec.get("keep_alive") or settings.default_keep_alive,
         "gate": spec.get("gate") or None,
     }
+
+
+def _check_owned(ctx, name: str) -> None:
+    """A deployment name the job asks for must be new, or one of this service's (a release
+    channel: the job's model will replace the one it serves). An existing deployment the
+    service did not create is refused: ARM's PUT is create-or-update and would take it over."""
+    if ctx.repos.find_deployment(name) is not None:
+        return
+    try:
+        info = _ports(ctx).arm.get(name)
+    except AzureError as err:
+        log.warning("Could not check whether deployment %s exists (%s); the deployment step checks again", name, err)
+        return
+    if info is not None:
+        raise JobsError("deployment-not-owned", f"deployment.name: a deployment named {name!r} already exists in the "
+                                                f"account (model {info.model}) and was not created by this service; "
+                                                f"it is never changed: choose another name", field="deployment.name",
+                        existing_model=info.model)
 
 
 # ------------------------------------------------------------------------------- Azure calls

@@ -19,13 +19,45 @@ from ..policies.naming import is_valid_deployment_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeploymentInfo", "Arm", "SERVING", "FAILED", "DELETING", "TERMINAL"]
+__all__ = ["DeploymentInfo", "Arm", "SERVING", "FAILED", "DELETING", "TERMINAL", "OWNER_TAG", "OWNER",
+           "deployment_body"]
 
 # ARM provisioning states, each set declared once.
 SERVING = "Succeeded"
 FAILED = frozenset({"Failed", "Canceled", "Cancelled"})
 DELETING = frozenset({"Deleting"})
 TERMINAL = frozenset({SERVING}) | FAILED
+# The tag that marks a deployment this service created (and the job it was made for).
+OWNER_TAG, OWNER = "managed-by", "ft-autopilot"
+JOB_TAG = "ft-autopilot-job"
+# The deployment properties a PUT may set (Microsoft.CognitiveServices 2025-06-01
+# DeploymentProperties without its read-only ones): what a faithful re-creation sends again.
+WRITABLE_PROPERTIES = ("model", "scaleSettings", "raiPolicyName", "versionUpgradeOption", "capacitySettings",
+                       "parentDeploymentName")
+
+
+def deployment_body(model: str, sku: str, capacity: int, *, job_id: str | None = None,
+                    snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The PUT body of a deployment: from a snapshot of it as ARM returned it (every
+    writable property, tags, SKU) with the model set, else a new one with this service's
+    tags. Either way the owner tag is there."""
+    if snapshot:
+        body = {"sku": dict(snapshot.get("sku") or {"name": sku, "capacity": int(capacity)}),
+                "tags": dict(snapshot.get("tags") or {}),
+                "properties": {k: v for k, v in (snapshot.get("properties") or {}).items()
+                               if k in WRITABLE_PROPERTIES}}
+    else:
+        body = {"sku": {"name": sku, "capacity": int(capacity)}, "tags": {}, "properties": {}}
+    model_props = dict(body["properties"].get("model") or {})
+    if model_props.get("name") != model:
+        model_props = {"format": model_props.get("format") or "OpenAI", "name": model, "version": "1"}
+    model_props.setdefault("format", "OpenAI")
+    model_props.setdefault("version", "1")
+    body["properties"]["model"] = model_props
+    body["tags"][OWNER_TAG] = OWNER
+    if job_id:
+        body["tags"][JOB_TAG] = job_id
+    return body
 
 
 @dataclass
@@ -40,6 +72,26 @@ class DeploymentInfo:
     created_at: datetime | None = None
     modified_at: datetime | None = None
     model_version: str | None = None
+    tags: dict[str, str] | None = None
+    raw: dict[str, Any] | None = None           # as ARM answered it
+
+    @property
+    def ours(self) -> bool:
+        """Created by this service (tagged as such)."""
+        return (self.tags or {}).get(OWNER_TAG) == OWNER
+
+    @property
+    def job_id(self) -> str | None:
+        return (self.tags or {}).get(JOB_TAG)
+
+    @property
+    def snapshot(self) -> dict[str, Any] | None:
+        """What a faithful re-creation needs: SKU, tags and the writable properties."""
+        if not self.raw:
+            return None
+        props = self.raw.get("properties") or {}
+        return {"sku": self.raw.get("sku"), "tags": self.raw.get("tags") or {},
+                "properties": {k: v for k, v in props.items() if k in WRITABLE_PROPERTIES}}
 
     @property
     def fine_tuned(self) -> bool:
@@ -67,7 +119,8 @@ class DeploymentInfo:
                    sku=getattr(sku, "name", None), capacity=getattr(sku, "capacity", None),
                    provisioning_state=str(getattr(props, "provisioning_state", None) or "") or None,
                    created_at=parse_time(getattr(system, "created_at", None)),
-                   modified_at=parse_time(getattr(system, "last_modified_at", None)))
+                   modified_at=parse_time(getattr(system, "last_modified_at", None)),
+                   tags=dict(getattr(d, "tags", None) or {}), raw=d.serialize(keep_readonly=True))
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "DeploymentInfo":
@@ -78,7 +131,8 @@ class DeploymentInfo:
         return cls(name=d.get("name", ""), model=model.get("name"), model_version=model.get("version"),
                    sku=sku.get("name"), capacity=sku.get("capacity"),
                    provisioning_state=props.get("provisioningState"),
-                   created_at=parse_time(system.get("createdAt")), modified_at=parse_time(system.get("lastModifiedAt")))
+                   created_at=parse_time(system.get("createdAt")), modified_at=parse_time(system.get("lastModifiedAt")),
+                   tags=dict(d.get("tags") or {}), raw=d)
 
 
 class Arm:
@@ -97,33 +151,46 @@ class Arm:
     def _account(self) -> str:
         return self.settings.openai_account
 
-    def begin_create(self, name: str, model: str, sku: str, capacity: int) -> tuple[str | None, str | None]:
-        """Starts the PUT (idempotent: the same name, model and SKU give the same deployment).
-        Returns the provisioning state ARM answered and the operation's URL, without waiting."""
-        from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties, Sku
+    def _url(self, name: str | None = None) -> str:
+        client = self.ctx.clients.cognitive
+        base = (f"/subscriptions/{self.settings.subscription_id}/resourceGroups/{self._rg}/providers/"
+                f"Microsoft.CognitiveServices/accounts/{self._account}/deployments")
+        return f"{base}/{name}?api-version={client._config.api_version}" if name else \
+            f"{base}?api-version={client._config.api_version}"
 
+    def _send(self, method: str, url: str, body: Any = None):
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest(method, url, json=body) if body is not None else HttpRequest(method, url)
+        response = self.ctx.clients.cognitive._send_request(request)  # the client's documented raw entry
+        if response.status_code >= 400:
+            raise HttpResponseError(response=response)
+        return response
+
+    def put(self, name: str, body: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Starts the PUT of the whole deployment (create-or-update; the same body gives the
+        same deployment) and returns the provisioning state ARM answered and the URL of the
+        operation, without waiting."""
         if not is_valid_deployment_name(name):
             raise AzureError(ErrorKind.INVALID, "InvalidResourceName", f"invalid deployment name {name!r}")
-        body = Deployment(sku=Sku(name=sku, capacity=int(capacity)),
-                          properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name=model,
-                                                                                version="1")))
         self.calls["arm"] += 1
-        seen: dict[str, str] = {}
-
-        def keep_operation_url(response) -> None:
-            url = response.http_response.headers.get("Azure-AsyncOperation")
-            if url:
-                seen["operation"] = url
-
         try:
-            poller = self.ctx.clients.cognitive.deployments.begin_create_or_update(
-                self._rg, self._account, name, body, polling=False, raw_response_hook=keep_operation_url)
-            result = poller.result()
+            response = self._send("PUT", self._url(name), body)
+            answer = response.json() if response.text() else {}
         except Exception as exc:
-            raise classify(exc) from exc
-        state = getattr(getattr(result, "properties", None), "provisioning_state", None) if result is not None else None
-        log.info("ARM PUT deployment %s (model %s, %s x%s): %s", name, model, sku, capacity, state or "accepted")
-        return (str(state) if state else None), seen.get("operation")
+            raise classify(exc).doing(f"deploying {name}") from exc
+        state = (answer.get("properties") or {}).get("provisioningState")
+        model = ((body.get("properties") or {}).get("model") or {}).get("name")
+        sku = body.get("sku") or {}
+        log.info("ARM PUT deployment %s (model %s, %s x%s): %s", name, model, sku.get("name"), sku.get("capacity"),
+                 state or "accepted")
+        return state, response.headers.get("Azure-AsyncOperation")
+
+    def begin_create(self, name: str, model: str, sku: str, capacity: int, *, job_id: str | None = None,
+                     snapshot: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
+        """:meth:`put` of :func:`deployment_body` (a new deployment, or a faithful re-creation)."""
+        return self.put(name, deployment_body(model, sku, capacity, job_id=job_id, snapshot=snapshot))
 
     def operation_error(self, url: str | None) -> AzureError | None:
         """The error of a finished long-running operation (the Azure-AsyncOperation URL a
@@ -149,16 +216,16 @@ class Arm:
         return AzureError(kind_for(400, code, message), code, message, None)
 
     def get(self, name: str) -> DeploymentInfo | None:
-        """The deployment, or None when ARM says it does not exist."""
+        """The deployment as ARM returns it (every property), or None when it does not exist."""
         self.calls["arm"] += 1
         try:
-            d = self.ctx.clients.cognitive.deployments.get(self._rg, self._account, name)
+            response = self._send("GET", self._url(name))
         except Exception as exc:
             err = classify(exc)
             if err.kind == ErrorKind.NOT_FOUND:
                 return None
-            raise err from exc
-        return DeploymentInfo.from_sdk(d)
+            raise err.doing(f"reading deployment {name}") from exc
+        return DeploymentInfo.from_json(response.json())
 
     def begin_delete(self, name: str) -> None:
         """Starts the DELETE without waiting; deleting what does not exist is not an error."""
@@ -192,9 +259,7 @@ class Arm:
             from azure.core.rest import HttpRequest
 
             out = []
-            url: str | None = (f"/subscriptions/{self.settings.subscription_id}/resourceGroups/{self._rg}/providers/"
-                               f"Microsoft.CognitiveServices/accounts/{self._account}/deployments"
-                               f"?api-version={client._config.api_version}")
+            url: str | None = self._url()
             pages = 0
             while url:
                 if pages:

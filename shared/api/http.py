@@ -38,6 +38,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "request-in-progress": (409, "A request with this Idempotency-Key is still being processed"),
     "job-not-cancellable": (409, "The job cannot be cancelled in its current state"),
     "concurrent-update": (409, "The resource changed while the request was processed"),
+    "deployment-not-owned": (409, "A deployment of that name exists and was not created by this service"),
+    "no-previous-model": (409, "The deployment has no previous model to roll back to"),
     "body-too-large": (413, "The body is larger than 64 KB"),
     "unsupported-media-type": (415, "The body must be application/json"),
     "unknown-model": (422, "The model is not known to the catalogue"),

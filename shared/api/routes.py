@@ -281,7 +281,7 @@ def _deployment_view(ctx, row: Row) -> dict[str, Any]:
         rate = 0.0 if developer else ctx.settings.hosting_cost_per_hour
         cost = d.get("estimated_cost")
         out["estimated_cost_usd"] = round(float(cost if cost is not None else hours * rate), 2)
-    for k in ("capacity", "redeploys", "pings", "restores"):
+    for k in ("capacity", "redeploys", "pings", "restores", "rolls"):
         if out.get(k) is not None:
             out[k] = int(out[k])
     if "last_error" in out:
@@ -345,6 +345,30 @@ def patch_deployment(ctx_factory, request: Request, params) -> Response:
     view = _deployment_view(ctx, row)
     view["events"] = [_event_view(e) for e in ctx.repos.deployment_events_for(name, limit=50)]
     return json_response(view)
+
+
+def rollback_deployment(ctx_factory, request: Request, params) -> Response:
+    from ..machines.deployment import RollbackRefused, request_rollback
+    from ..machines.engine import Env
+    from ..core.clock import Clock
+
+    name = _deployment_name(params)
+    if request.body.strip() and parse_json_body(request) != {}:
+        raise ApiError("invalid-body", "body: rollback takes no body (or an empty object)")
+    ctx = ctx_factory()
+    env = Env(Clock(), ctx.settings, ctx.repos, None)
+    try:
+        row = request_rollback(env, name)
+    except NotFoundError:
+        raise ApiError("deployment-not-found", f"name: no deployment {name!r} is managed by this service") from None
+    except RollbackRefused as exc:
+        raise ApiError("no-previous-model", str(exc)) from None
+    except ConcurrencyError:
+        raise ApiError("concurrent-update", f"deployment {name!r} kept changing; retry",
+                       headers={"Retry-After": "1"}, retry_after=1) from None
+    view = _deployment_view(ctx, row.row)
+    view["events"] = [_event_view(e) for e in ctx.repos.deployment_events_for(name, limit=50)]
+    return json_response(view, 202)
 
 
 def _sync_job_keep_alive(ctx, deployment: Row, keep_alive: str) -> None:
@@ -437,6 +461,16 @@ OPERATIONS: list[Operation] = [
               responses={200: ("The deployment", "Deployment"), 400: ("Bad request", _P),
                          404: ("No such deployment", _P), 409: ("Conflict", _P), 413: ("Body too large", _P),
                          415: ("Not JSON", _P)}),
+    Operation("POST", "/deployments/{name}/rollback", "rollbackDeployment",
+              "Serve the model the deployment served before (a release channel)", rollback_deployment,
+              tag="deployments",
+              description="The deployment (a release channel: a name jobs deploy to in turn) goes back to the "
+                          "model it served before the last roll forward; answered at once, carried out by the "
+                          "monitor's next tick (state `rolling`, then `active`).",
+              path_schemas={"name": {"type": "string", "pattern": schemas.DEPLOYMENT_NAME_PATTERN}},
+              responses={202: ("The deployment, asked to roll back", "Deployment"), 400: ("Bad name", _P),
+                         404: ("No such deployment", _P), 409: ("No previous model", _P)},
+              response_headers={409: _RETRY}),
     Operation("GET", "/openapi.json", "getOpenApi", "This document", get_openapi, tag="meta",
               responses={200: ("The OpenAPI 3.1 document", None)}),
 ]

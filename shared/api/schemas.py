@@ -251,6 +251,11 @@ DEPLOYMENT_PROPERTIES = {
     "redeploys": _INT_OR_NULL,
     "pings": _INT_OR_NULL,
     "restores": _INT_OR_NULL,
+    "previous_model": {"type": ["string", "null"], "description": "The model it served before the last roll "
+                                                                  "forward (what a rollback serves again)"},
+    "pending_model": {"type": ["string", "null"], "description": "A model it was asked to serve next"},
+    "rolls": _INT_OR_NULL,
+    "blocked_reason": _STR_OR_NULL,
     "last_error": _LAST_ERROR,
     "updated_at": _TIME,
 }

@@ -36,13 +36,14 @@ from .engine import Env, Machine, StateSpec, Step
 log = logging.getLogger(__name__)
 
 __all__ = ["DeploymentState", "DEPLOYMENT", "SERVING", "IN_FLIGHT", "KEEPER_STATES", "MONITOR_STATES", "HOSTED_STATES",
-           "request_deployment", "adopt"]
+           "request_deployment", "request_rollback", "RollbackRefused", "adopt"]
 
 
 class DeploymentState(StrEnum):
     CREATING = "creating"
     WARMING = "warming"
     ACTIVE = "active"
+    ROLLING = "rolling"
     DEPLOY_BLOCKED = "deploy_blocked"
     FAILED = "failed"
     REDEPLOYING = "redeploying"
@@ -55,14 +56,18 @@ class DeploymentState(StrEnum):
 
 D = DeploymentState
 SERVING = (D.ACTIVE, D.RESTORED)
-IN_FLIGHT = (D.REDEPLOYING, D.RECREATING, D.MISSING, D.RESTORING)
+IN_FLIGHT = (D.REDEPLOYING, D.RECREATING, D.MISSING, D.RESTORING, D.ROLLING)
 KEEPER_STATES = SERVING + (D.EXPIRED,) + IN_FLIGHT          # what a keeper tick visits
 MONITOR_STATES = (D.CREATING, D.WARMING, D.DEPLOY_BLOCKED) + IN_FLIGHT   # the open ones
-HOSTED_STATES = (D.CREATING, D.WARMING, D.ACTIVE, D.REDEPLOYING, D.RECREATING, D.RESTORING, D.RESTORED)
+HOSTED_STATES = (D.CREATING, D.WARMING, D.ACTIVE, D.ROLLING, D.REDEPLOYING, D.RECREATING, D.RESTORING, D.RESTORED)
 
 # Tunables (module constants so tests can shorten them).
 POLL_SECONDS = 5.0                         # an operation under way is looked at again this soon
 POSTPONE_FLOOR = timedelta(hours=3)        # closer than this to the deadline, recent activity no longer postpones
+# Bounded waits: past these a deployment is given up with a reason (and, being ours, deleted).
+PROVISION_LIMIT = timedelta(hours=6)       # ARM never said Succeeded (Creating, Disabled, Moving …)
+WARM_LIMIT = timedelta(hours=2)            # ARM said Succeeded, inference never answered
+BLOCKED_LIMIT = timedelta(days=7)          # refused (quota, a name in use) and retried for this long
 RECORD_EVERY = timedelta(hours=24)         # bookkeeping (deadline, hours) written at least this often
 DEADLINE_SLACK = timedelta(hours=24)       # …or when the deadline moved by more than this
 MAX_DEPLOY_FAILURES = 5                    # refusals that are not quota/conflict before giving up
@@ -103,8 +108,46 @@ def request_deployment(env: Env, *, name: str, model: str, job_id: str, sku: str
         row = repos.deployments.insert(data)
     except AlreadyExistsError:
         row = repos.deployments.get(pk, rk)
+        dep = DeploymentRecord.from_row(row)
+        if dep.job_id != job_id and dep.state != D.FAILED:
+            # A release channel: the name is this service's; its life cycle is asked to serve this
+            # job's model under it (the model it serves now is remembered for a rollback).
+            def ask(current: dict[str, Any]) -> dict[str, Any] | None:
+                if job_id in (current.get("job_id"), current.get("pending_job_id")):
+                    return None
+                return {"pending_model": model, "pending_job_id": job_id,
+                        "pending_reason": f"job {job_id} succeeded", "updated_at": utc_iso(env.now)}
+
+            row = repos.deployments.update_with_retry(pk, rk, ask)
     repos.deployment_index.open(row)
     return DeploymentRecord.from_row(row)
+
+
+def request_rollback(env: Env, name: str) -> DeploymentRecord:
+    """Asks a channel to serve the model it served before (``POST /api/deployments/{name}/rollback``)."""
+    repos = env.repos
+    pk, rk = repos.deployment_keys(name)
+
+    def ask(current: dict[str, Any]) -> dict[str, Any] | None:
+        dep = DeploymentRecord.from_data(current)
+        if not dep.previous_model:
+            raise RollbackRefused(f"deployment {name!r} has no previous model to go back to")
+        if dep.state == D.FAILED:
+            raise RollbackRefused(f"deployment {name!r} failed ({dep.blocked_reason}); it serves nothing")
+        if dep.pending_model == dep.previous_model:
+            return None
+        return {"pending_model": dep.previous_model, "pending_job_id": dep.previous_job_id,
+                "pending_reason": f"rollback asked through the API (from {dep.model})", "updated_at": utc_iso(env.now)}
+
+    row = repos.deployments.update_with_retry(pk, rk, ask)
+    repos.deployment_index.open(row)
+    record_event(env, DeploymentRecord.from_row(row),
+                 _event("rollback", f"asked to serve {row.get('pending_model')} again", "started"))
+    return DeploymentRecord.from_row(row)
+
+
+class RollbackRefused(Exception):
+    pass
 
 
 def adopt(env: Env, info) -> DeploymentRecord | None:
@@ -147,20 +190,24 @@ def record_event(env: Env, dep: DeploymentRecord, event: dict[str, Any]) -> None
 # ----------------------------------------------------------------------------- effects
 @dataclass
 class Put:
-    """ARM PUT of the deployment (create-or-update, not waited for)."""
+    """ARM PUT of the deployment (create-or-update, not waited for): a new one with this
+    service's tags, or a faithful re-creation from the snapshot of it as ARM returned it."""
 
     name: str
     model: str
     sku: str
     capacity: int
     event: dict[str, Any] | None = None
+    job_id: str | None = None
+    snapshot: dict[str, Any] | None = None
 
     @property
     def what(self) -> str:
         return f"deploying {self.name}"
 
     def run(self, env: Env) -> Step:
-        state, operation = env.azure.arm.begin_create(self.name, self.model, self.sku, self.capacity)
+        state, operation = env.azure.arm.begin_create(self.name, self.model, self.sku, self.capacity,
+                                                      job_id=self.job_id, snapshot=self.snapshot)
         return Step(set={"provisioning_state": state, "operation": operation, "last_error": None, "attempts": None,
                          "blocked_reason": None},
                     events=(self.event,) if self.event else ())
@@ -225,7 +272,7 @@ def _blocked(dep: DeploymentRecord, err: AzureError, env: Env) -> Step:
     wait = DEPLOY_RETRY.backoff(attempts)
     detail = {**err.to_dict(), "job_id": dep.job_id, "attempt": attempts}
     return Step(to=D.FAILED if give_up else D.DEPLOY_BLOCKED, why=reason, next=None if give_up else (wait or None),
-                set={"blocked_reason": reason, "attempts": attempts,
+                set={"blocked_reason": reason, "attempts": attempts, "blocked_since": dep.blocked_since or env.now,
                      "last_error": {**err.to_dict(), "at": utc_iso(env.now)}},
                 log=f"{'failed for good' if give_up else 'blocked'} (attempt {attempts}): {reason}"
                     + ("" if give_up else f"; retrying in {wait:.0f}s"),
@@ -254,7 +301,8 @@ def _put(dep: DeploymentRecord, env: Env, to: D = D.CREATING) -> Step:
     name = _name(dep)
     event = _event("create", f"job {dep.job_id} succeeded: deploying {dep.model} ({dep.sku} x{dep.capacity})",
                    "started")
-    return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1), event),
+    return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1), event,
+                                  job_id=dep.job_id),
                 on_error=lambda err: _blocked(dep, err, env),
                 # Recorded with the intent: after a crash the next visit asks ARM before sending again.
                 set={"created_at": env.now, "hosted_since": env.now, "create_requested_at": env.now})
@@ -264,12 +312,18 @@ def create(dep: DeploymentRecord, env: Env) -> Step:
     """``creating`` / ``warming``: the PUT, then ARM's provisioning state, then one
     inference call that shows the data plane serves it."""
     name, now = _name(dep), env.now
-    if dep.create_requested_at is None:
-        return _put(dep, env)
     info = env.azure.arm.get(name)
     if info is None:
-        log.info("deployment %s not found at ARM; (re)issuing the PUT", name)
+        if dep.create_requested_at is not None:
+            log.info("deployment %s not found at ARM; (re)issuing the PUT", name)
         return _put(dep, env)
+    if not _made_for(info, dep):
+        # A PUT is create-or-update: over someone else's deployment it would take it over.
+        return _blocked(dep, AzureError(
+            ErrorKind.CONFLICT, "DeploymentNotOwned",
+            f"a deployment named {name!r} already exists in the account (model {info.model}) and was not created "
+            f"by this service for job {dep.job_id}; it is left alone: name the job's deployment differently", 409),
+            env)
     if info.failed:
         err = env.azure.arm.operation_error(dep.operation) or AzureError(
             ErrorKind.INVALID, "ProvisioningFailed", f"ARM reports provisioning state {info.provisioning_state} "
@@ -277,6 +331,11 @@ def create(dep: DeploymentRecord, env: Env) -> Step:
         return _blocked(dep, err, env)
     state = info.provisioning_state or "Unknown"
     if not info.serving:
+        since = dep.create_requested_at or dep.state_changed_at
+        if since is not None and now - since > PROVISION_LIMIT:
+            hours = (now - since).total_seconds() / 3600
+            return _give_up(dep, env, f"ARM has kept the deployment {state} for {hours:.1f} h since the PUT "
+                                      f"(never Succeeded); check the account in the Azure portal")
         changes = {"provisioning_state": state} if dep.provisioning_state != state else {}
         return Step(set=changes, poll=POLL_SECONDS, log=f"still {state}")
     created = info.created_at or dep.create_requested_at or now
@@ -284,6 +343,14 @@ def create(dep: DeploymentRecord, env: Env) -> Step:
     if not ping.reached:
         why = str(ping.error.message if ping.error else "no answer")[:300]
         if dep.state == D.WARMING:
+            since = dep.state_changed_at
+            if since is not None and now - since > WARM_LIMIT:
+                hours = (now - since).total_seconds() / 3600
+                code = (ping.error.status or ping.error.code) if ping.error else None
+                hint = (" (the identity needs Cognitive Services OpenAI User on the account)"
+                        if ping.error is not None and ping.error.kind == ErrorKind.AUTH else "")
+                return _give_up(dep, env, f"ARM says Succeeded, but for {hours:.1f} h inference has answered "
+                                          f"{code}: {why}{hint}")
             return Step(poll=POLL_SECONDS, log=f"provisioned but not serving yet ({why})")
         return Step(to=D.WARMING, why=f"ARM reports Succeeded; the data plane does not serve it yet: {why}",
                     poll=POLL_SECONDS, set={"provisioning_state": state, "created_at": created},
@@ -293,14 +360,41 @@ def create(dep: DeploymentRecord, env: Env) -> Step:
     return Step(to=D.ACTIVE, why=f"{dep.model} serves as {name} (inference call answered)",
                 set={"provisioning_state": state, "created_at": created, "hosted_since": created,
                      "last_activity": now, "idle_deadline": deadline, "activated_at": now, "last_error": None,
-                     "attempts": None, "blocked_reason": None},
+                     "attempts": None, "blocked_reason": None, "blocked_since": None, "arm_snapshot": info.snapshot},
                 events=(_event("deployed", f"job {dep.job_id}: {dep.model} serves as {name} (inference call "
                                            f"answered)", deadline=deadline),))
 
 
+def _made_for(info, dep: DeploymentRecord) -> bool:
+    """Whether the ARM deployment is this row's: tagged by this service for its job (or, for
+    one made before tags, serving the row's model after the row asked for it)."""
+    if info.ours:
+        return info.job_id in (None, dep.job_id)
+    return bool(dep.create_requested_at) and info.model == dep.model and not info.tags
+
+
 def retry_blocked(dep: DeploymentRecord, env: Env) -> Step:
-    """``deploy_blocked``: the backoff has passed; try the PUT again."""
-    return _put(dep, env)
+    """``deploy_blocked``: the backoff has passed; try the PUT again (unless blocked for too long)."""
+    since = dep.blocked_since or dep.state_changed_at
+    if since is not None and env.now - since > BLOCKED_LIMIT:
+        days = (env.now - since).total_seconds() / 86400
+        reason = (f"blocked for {days:.1f} days ({dep.blocked_reason}); given up: free room for the deployment "
+                  f"(or fix what the reason says) and start a job again")
+        return Step(to=D.FAILED, why=reason, set={"blocked_reason": reason},
+                    events=(_event("create", reason, "failed"),))
+    info = env.azure.arm.get(_name(dep))
+    if info is not None and not _made_for(info, dep):
+        return create(dep, env)  # blocked again, with the reason
+    if info is None or info.failed:
+        return _put(dep, env)
+    return Step(to=D.CREATING, next=0, why=f"ARM has it ({info.provisioning_state})")
+
+
+def _give_up(dep: DeploymentRecord, env: Env, reason: str) -> Step:
+    """A deployment of ours that will not serve: failed with the reason, and deleted (it would
+    cost hosting until the idle rule removed it)."""
+    return Step(to=D.FAILED, why=reason, effect=Delete(_name(dep)), set={"blocked_reason": reason},
+                events=(_event("create", f"{reason}; deleted", "failed"),))
 
 
 # ----------------------------------------------------------------------------- serving (the keeper)
@@ -308,6 +402,8 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
     """``active`` / ``restored``: acts on the idle deadline as the keep-alive policy says.
     Only a keeper tick decides (it brings the account's ARM list and request metrics)."""
     ctx, s = env.context, env.settings
+    if dep.pending_model:
+        return _roll(dep, env)
     if "arm" not in ctx:
         return Step()
     name, now = _name(dep), env.now
@@ -326,7 +422,7 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
     deadline = idle_deadline(sku, created, last)
     margin = effective_margin(s, sku)
     if deadline is None or deadline - now > margin:
-        return _bookkeeping(dep, env, created, last, deadline)
+        return _bookkeeping(dep, env, created, last, deadline, info.snapshot)
     left = deadline - now
     why_due = (f"idle deadline {utc_iso(deadline)} is {left.total_seconds() / 3600:.1f} h away (margin "
                f"{margin.total_seconds() / 3600:g} h); "
@@ -344,6 +440,12 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
         return Step(effect=Ping(dep, deadline, why_due))
     if policy == "ping":
         why_due += "; a DeveloperTier deployment is deleted whatever its use, so it is re-created instead of pinged"
+    elif activity is None:
+        # Without this tick's request metrics a busy deployment cannot be told from an idle one:
+        # never delete it on a guess. A ping keeps it with no downtime.
+        return Step(effect=Ping(dep, deadline, f"{why_due}; no fresh request metrics (the query failed this "
+                                               f"tick): pinged instead of re-created, so nothing is deleted on a "
+                                               f"guess"))
     recent = timedelta(minutes=s.keeper_recent_activity_minutes)
     seen_recently = (activity is not None and activity.seen_since(name, now - recent)) or \
         (last is not None and last > now - recent)
@@ -351,7 +453,8 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
         why = f"{why_due}; a request in the last {recent.total_seconds() / 60:.0f} min postpones the redeploy"
         return Step(log=why, events=(_event("redeploy", why, "postponed", deadline=deadline),))
     changes: dict[str, Any] = {"answered_deadline": deadline, "action_reason": why_due[:MESSAGE_CHARS],
-                               "action_started_at": now, "attempts": None, "last_error": None}
+                               "action_started_at": now, "attempts": None, "last_error": None,
+                               "arm_snapshot": info.snapshot or dep.arm_snapshot}
     if not dep.kept_alive_since:
         changes["kept_alive_since"] = deadline
     return Step(to=D.REDEPLOYING, set=changes, why=why_due, effect=Delete(name), poll=POLL_SECONDS,
@@ -361,17 +464,20 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
 
 
 def _bookkeeping(dep: DeploymentRecord, env: Env, created: datetime, last: datetime | None,
-                 deadline: datetime | None) -> Step:
-    """The deadline and the hours, written only when they moved enough or are old: a busy
+                 deadline: datetime | None, snapshot: dict[str, Any] | None = None) -> Step:
+    """The deadline, the hours and the deployment's settings as ARM shows them (what a
+    re-creation sends again), written only when they moved enough or are old: a busy
     deployment does not cost a write per tick."""
     now = env.now
     moved = deadline is not None and (dep.idle_deadline is None or abs(deadline - dep.idle_deadline) > DEADLINE_SLACK)
     stale = dep.hosting_as_of is None or now - dep.hosting_as_of > RECORD_EVERY
     created_moved = dep.created_at is None or abs(dep.created_at - created) > timedelta(minutes=1)
-    if not (moved or stale or created_moved):
+    resettled = snapshot is not None and snapshot != dep.arm_snapshot
+    if not (moved or stale or created_moved or resettled):
         return Step()
     changes: dict[str, Any] = {"idle_deadline": deadline, "created_at": created,
-                               **({"last_activity": last} if last else {})}
+                               **({"last_activity": last} if last else {}),
+                               **({"arm_snapshot": snapshot} if resettled else {})}
     changes.update(_hosting(dep, changes, env))
     return Step(set=changes)
 
@@ -412,6 +518,12 @@ def _missing(dep: DeploymentRecord, env: Env, *, cause: str, gone_at: datetime, 
 def expired(dep: DeploymentRecord, env: Env) -> Step:
     """``expired``: left alone, unless the policy was changed since (PATCH keep_alive)."""
     ctx = env.context
+    if dep.pending_model:
+        # A newer model for an expired channel: it comes back serving that model.
+        step = _missing(dep, env, cause=f"expired earlier; {dep.pending_reason or 'a newer model was asked for'}",
+                        gone_at=env.now)
+        step.set.update(_take_pending(dep))
+        return step
     if "arm" not in ctx:
         return Step()
     policy = dep.keep_alive or env.settings.default_keep_alive
@@ -419,13 +531,82 @@ def expired(dep: DeploymentRecord, env: Env) -> Step:
         return _missing(dep, env, cause=f"expired earlier; keep_alive is now {policy}", gone_at=env.now)
     return Step()
 
+# ----------------------------------------------------------------------------- release channels
+def _take_pending(dep: DeploymentRecord) -> dict[str, Any]:
+    """The row serves the asked-for model from now on (the old one is remembered)."""
+    return {"model": dep.pending_model, "job_id": dep.pending_job_id, "previous_model": dep.model,
+            "previous_job_id": dep.job_id, "rolling_from": dep.model, "pending_model": None, "pending_job_id": None,
+            "pending_reason": None}
+
+
+def _roll(dep: DeploymentRecord, env: Env) -> Step:
+    """A serving deployment asked to serve another model (a newer job's, or the previous one
+    on rollback): a PUT that changes the model in place; where ARM refuses that, delete and
+    re-create it under the same name (the gap is recorded)."""
+    name, now = _name(dep), env.now
+    reason = dep.pending_reason or f"job {dep.pending_job_id} asked for {dep.pending_model}"
+    changes = {**_take_pending(dep), "roll_started_at": now, "attempts": None, "last_error": None}
+    event = _event("roll", f"{reason}: {dep.model} -> {dep.pending_model} under the same name", "started")
+
+    def refused(err: AzureError) -> Step:
+        if err.kind in (ErrorKind.INVALID, ErrorKind.CONFLICT):
+            why = (f"ARM does not change the model of {name} in place ({err.code}: {err.message}); deleting it to "
+                   f"re-create it with {dep.pending_model}")
+            return Step(to=D.REDEPLOYING, why=why, poll=POLL_SECONDS, log=why,
+                        set={"action_reason": why[:MESSAGE_CHARS], "action_started_at": now},
+                        events=(_event("roll", why, "waiting"),))
+        return _keep_failure(dep, "roll", err, env)
+
+    put = Put(name, dep.pending_model or "", dep.sku or "Standard", int(dep.capacity or 1),
+              job_id=dep.pending_job_id, snapshot=dep.arm_snapshot)
+    return Step(to=D.ROLLING, set=changes, why=reason, poll=POLL_SECONDS, events=(event,), on_error=refused,
+                effect=put)
+
+
+def rolling(dep: DeploymentRecord, env: Env) -> Step:
+    """``rolling``: the PUT with the new model is under way; done when ARM serves it."""
+    name = _name(dep)
+    info = env.azure.arm.get(name)
+    if info is None:
+        return _recreate(dep, env, D.RECREATING)
+    if info.model != dep.model or info.failed:
+        if info.failed or (dep.last_error or {}).get("during") == "roll":
+            put = Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1), job_id=dep.job_id,
+                      snapshot=dep.arm_snapshot)
+            return Step(effect=put, poll=POLL_SECONDS, on_error=lambda err: _keep_failure(dep, "roll", err, env))
+        return Step(poll=POLL_SECONDS, log=f"ARM still serves {info.model}; waiting for {dep.model}")
+    if not info.serving:
+        return Step(poll=POLL_SECONDS, log=f"being updated ({info.provisioning_state})")
+    return _rolled(dep, env, info, gap_hours=0.0)
+
+
+def _rolled(dep: DeploymentRecord, env: Env, info, gap_hours: float) -> Step:
+    now = env.now
+    history = list(dep.roll_history or [])
+    history.append({"at": utc_iso(now), "from": dep.rolling_from, "to": dep.model, "job_id": dep.job_id,
+                    "gap_hours": round(gap_hours, 3)})
+    created = info.created_at or dep.created_at or now
+    changes: dict[str, Any] = {"rolling_from": None, "rolls": (dep.rolls or 0) + 1, "roll_history": history[-20:],
+                               "provisioning_state": "Succeeded", "arm_snapshot": info.snapshot or dep.arm_snapshot,
+                               "activated_at": now, "last_activity": now, "created_at": created,
+                               "idle_deadline": idle_deadline(dep.sku, created, now), "attempts": None,
+                               "last_error": None}
+    how = f" after a gap of {gap_hours:.2f} h (deleted and re-created)" if gap_hours else ", updated in place"
+    why = f"serves {dep.model} (was {dep.rolling_from}){how}"
+    detail = {"from": dep.rolling_from, "to": dep.model, "previous_job_id": dep.previous_job_id}
+    return Step(to=D.ACTIVE, set=changes, why=why, log=f"rolled forward: {why}",
+                events=(_event("roll", why, detail=detail),))
+
+
 
 # ----------------------------------------------------------------------------- redeploy / restore
 def _recreate(dep: DeploymentRecord, env: Env, to: D) -> Step:
     name = _name(dep)
     action, before = ("restore", D.MISSING) if to == D.RESTORING else ("redeploy", D.REDEPLOYING)
     # A refused PUT leaves it where it was before the PUT: gone, not being created.
-    return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1)),
+    # Re-created as it was: every property ARM showed (SKU, tags, content filter, upgrade option …).
+    return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1),
+                                  job_id=dep.job_id, snapshot=dep.arm_snapshot),
                 poll=POLL_SECONDS, on_error=lambda err: _keep_failure(dep, action, err, env, to=before),
                 set={"create_requested_at": env.now})
 
@@ -477,6 +658,11 @@ def recreating(dep: DeploymentRecord, env: Env) -> Step:
     changes: dict[str, Any] = {
         "provisioning_state": "Succeeded", "created_at": created, "hosted_since": created, "idle_deadline": deadline,
         "attempts": None, "last_error": None, "notified_deadline": None}
+    if dep.rolling_from and not restoring:
+        gap_from = dep.deleted_at or dep.roll_started_at or now
+        step = _rolled(dep, env, info, gap_hours=max(0.0, (created - gap_from).total_seconds()) / 3600)
+        step.set.update({k: v for k, v in changes.items() if k not in step.set})
+        return step
     if restoring:
         gap_from = dep.missing_since or now
         gaps = list(dep.gaps or [])
@@ -509,18 +695,25 @@ DEPLOYMENT = Machine(
     lease=timedelta(minutes=30), event_sink=_sink,
     specs=(
         StateSpec(D.CREATING, "a succeeded job asked for it; ARM is creating it",
-                  "a monitor tick: the PUT, then ARM's provisioning state", create, open=True,
+                  "a monitor tick: the PUT (never over a deployment the service did not create), then ARM's "
+                  "provisioning state; given up after 6 h", create, open=True,
                   to=(D.WARMING, D.ACTIVE, D.DEPLOY_BLOCKED, D.FAILED)),
         StateSpec(D.WARMING, "ARM says Succeeded; the data plane does not answer yet",
-                  "a monitor tick: one inference call", create, open=True,
+                  "a monitor tick: one inference call; given up (and deleted) after 2 h", create, open=True,
                   to=(D.ACTIVE, D.CREATING, D.DEPLOY_BLOCKED, D.FAILED)),
         StateSpec(D.DEPLOY_BLOCKED, "refused for now (quota, a name or model in use, a refused model); retried "
                                     "with backoff (`last_error`, `next_attempt_at`)",
-                  "a monitor tick after the backoff: the PUT again", retry_blocked, open=True,
+                  "a monitor tick after the backoff: the PUT again; failed after 7 days", retry_blocked, open=True,
                   to=(D.CREATING, D.DEPLOY_BLOCKED, D.FAILED)),
         StateSpec(D.ACTIVE, "serves the model; the keeper watches its idle deadline",
-                  "a keeper tick: bookkeeping, a ping, a redeploy, or gone", keep,
-                  to=(D.REDEPLOYING, D.MISSING, D.EXPIRED)),
+                  "a keeper tick: bookkeeping, a ping, a redeploy, or gone; a newer job's model (or a rollback) "
+                  "for this name: the roll", keep,
+                  to=(D.ROLLING, D.REDEPLOYING, D.MISSING, D.EXPIRED)),
+        StateSpec(D.ROLLING, "a release channel moving to another model (a newer job's, or the previous one on "
+                             "rollback): a PUT that changes the model in place",
+                  "a monitor tick: done when ARM serves the new model; where ARM refuses the change in place, "
+                  "deleted and re-created", rolling, open=True,
+                  to=(D.ACTIVE, D.REDEPLOYING, D.RECREATING)),
         StateSpec(D.REDEPLOYING, "deleted on purpose to restart the idle clock; waiting until it is gone",
                   "a monitor or keeper tick: once gone, the PUT", deleting, open=True,
                   to=(D.RECREATING,)),
@@ -534,7 +727,7 @@ DEPLOYMENT = Machine(
                   "a monitor or keeper tick: done at Succeeded (the gap is recorded)", recreating, open=True,
                   to=(D.RESTORED, D.MISSING)),
         StateSpec(D.RESTORED, "serves again after a gap (`gaps`); kept as `active` is",
-                  "a keeper tick, as for active", keep, to=(D.REDEPLOYING, D.MISSING, D.EXPIRED)),
+                  "a keeper tick, as for active", keep, to=(D.ROLLING, D.REDEPLOYING, D.MISSING, D.EXPIRED)),
         StateSpec(D.EXPIRED, "deleted by the idle rule as its policy `none` asked; left alone",
                   "a keeper tick, only when the policy was changed since", expired, to=(D.MISSING,)),
         StateSpec(D.FAILED, "refused for good (`last_error`)"),

@@ -146,7 +146,7 @@ class RequestDeployment:
         dep = request_deployment(env, name=self.spec["name"], model=self.model, job_id=self.job_id,
                                  sku=self.spec["sku"], capacity=self.spec["capacity"],
                                  keep_alive=self.spec["keep_alive"])
-        if dep.job_id != self.job_id:
+        if self.job_id not in (dep.job_id, dep.pending_job_id):
             who = f"job {dep.job_id}" if dep.job_id else "another deployment"
             err = AzureError(ErrorKind.CONFLICT, "DeploymentNameInUse",
                              f"the deployment name {self.spec['name']!r} is already used by {who} (model {dep.model})",
@@ -317,6 +317,13 @@ def follow_deployment(job: JobRecord, env: Env) -> Step:
         return Step(to=S.DEPLOYING, effect=RequestDeployment(job.key, {**spec, "name": name}, job.fine_tuned_model),
                     why=f"the Deployments row of {name} is gone; requesting it again")
     dep = DeploymentRecord.from_row(row)
+    if dep.pending_job_id == job.key:
+        # A release channel that will serve this job's model once its current operation is done.
+        return Step(to=S.DEPLOYING, why=f"{name} will roll forward to {job.fine_tuned_model}"
+                    if state != S.DEPLOYING else "")
+    if dep.job_id != job.key and dep.previous_job_id != job.key and dep.state != D.FAILED and state == S.DEPLOYING:
+        return Step(to=S.DEPLOY_FAILED, why=f"job {dep.job_id} took the deployment name {name} before this job's "
+                                            f"model was deployed (a newer model for the same channel)")
     if dep.job_id != job.key:
         who = f"job {dep.job_id}" if dep.job_id else "another deployment"
         err = AzureError(ErrorKind.CONFLICT, "DeploymentNameInUse",

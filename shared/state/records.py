@@ -209,6 +209,19 @@ class DeploymentRecord(Record):
     notified_deadline: datetime | None = _time()
     action_reason: str | None = None
     blocked_reason: str | None = None
+    blocked_since: datetime | None = _time()
+    arm_snapshot: dict | None = _json()           # the deployment as ARM last returned it (writable parts)
+    # Release channels: a newer job's model asked for (pending_*), the roll under way (rolling_from),
+    # and the model it served before (previous_*), which a rollback asks for again.
+    pending_model: str | None = None
+    pending_job_id: str | None = None
+    pending_reason: str | None = None
+    rolling_from: str | None = None
+    roll_started_at: datetime | None = _time()
+    previous_model: str | None = None
+    previous_job_id: str | None = None
+    rolls: int | None = _int()
+    roll_history: list | None = _json()
     action_started_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
     missing_since: datetime | None = _time()
