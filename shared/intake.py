@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .adapters import AzurePorts
 from .catalogue import base_model_of, load_catalogue
 from .core.clock import Clock, utc_iso
-from .machines.dataset import DATASET, POLL_SECONDS, DatasetState
+from .machines.dataset import DATASET, POLL_SECONDS, SETTLED, DatasetState
 from .machines.engine import Engine, Env, TickReport
 from .state.repos import Repositories, worker_id
 from .state.tables import AlreadyExistsError, Row
@@ -102,7 +102,7 @@ class Intake:
         version = version_of(props.etag)
         model, method, model_source = choose_model_and_method(name, props.metadata, self.settings.default_base_model)
         row = self._version_row(name, version, model, method, props)
-        if DATASET.spec(DATASET.state_of(DATASET.record.from_row(row))).final:
+        if DATASET.state_of(DATASET.record.from_row(row)) in SETTLED:
             log.info("Dataset %s version %s is already %s; nothing to do", name, version, row["status"])
             return self._result(row, detail="already processed")
         clock = Clock(None, sleep)
@@ -126,7 +126,7 @@ class Intake:
         while True:
             visit = engine.visit(row)
             row = self.repos.datasets.get(row.partition_key, row.row_key)
-            if DATASET.spec(DatasetState(row["status"])).final:
+            if DatasetState(row["status"]) in SETTLED:
                 return row
             due = visit.due
             if visit.outcome == "claimed":

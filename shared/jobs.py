@@ -51,7 +51,7 @@ from .policies.naming import deployment_name_for
 from .core.clock import parse_time, utc_iso, utcnow
 from .core.errors import AzureError, ErrorKind
 from .machines.dataset import DatasetState
-from .machines.job import CANCELLABLE, JOB, JobState, state_for_azure
+from .machines.job import AZURE_QUEUED_JOBS, AZURE_RUNNING_JOBS, CANCELLABLE, JOB, JobState, queue_of, state_for_azure
 from .state.repos import Repositories, new_job_id, worker_id
 from .state.tables import AlreadyExistsError, ConcurrencyError, Row
 
@@ -91,6 +91,11 @@ class CreateResult:
     job: dict[str, Any]
     replayed: bool = False  # the same Idempotency-Key and body answered with the job created before
 
+    @property
+    def accepted(self) -> bool:
+        """Accepted, not yet created at Azure OpenAI (it had no room): answered 202."""
+        return self.job.get("status") == JobState.WAITING
+
 
 def request_hash(body: Mapping[str, Any]) -> str:
     """The hash an Idempotency-Key is bound to: the body's canonical JSON (key order and
@@ -106,8 +111,8 @@ def _dataset(repos: Repositories, name: str, field: str) -> Row:
         raise JobsError("dataset-not-found", f"{field}: no dataset named {name!r} (give a dataset name, or "
                                              f"name@version)", field=field)
     status = row.get("status")
-    if status == DatasetState.READY and row.get("file_id"):
-        return row
+    if status == DatasetState.READY:
+        return row  # its file may have been deleted when nothing needed it: the job gets it uploaded again
     ident = row.get("id") or name
     if status == DatasetState.REJECTED:
         errors = row.get("errors") or []
@@ -196,9 +201,9 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
     hp = dict(body.get("hyperparameters") or {})
     return {
         "id": job_id, "status": JobState.SUBMITTED.value, "base_model": model, "base_job": from_job,
-        "training_dataset": training["id"], "training_file_id": training["file_id"],
+        "training_dataset": training["id"], "training_file_id": training.get("file_id") or None,
         "validation_dataset": validation["id"] if validation else None,
-        "validation_file_id": validation["file_id"] if validation else None,
+        "validation_file_id": (validation.get("file_id") or None) if validation else None,
         "method": method, "requested_hyperparameters": hp, "hyperparameters": hp,
         "suffix": body.get("suffix"), "seed": int(seed), "seed_generated": seed_generated,
         "training_type": body.get("training_type") or DEFAULT_TRAINING_TYPE,
@@ -317,9 +322,9 @@ def create_job(ctx, body: Mapping[str, Any], *, idempotency_key: str | None = No
         if existing is None:
             # Azure refused an earlier attempt (its rows were removed), or it crashed before writing the intent.
             return _start(ctx, plan_job(ctx, body, job_id), idempotency_key)
-        if existing.get("openai_job_id"):
-            return CreateResult(job_view(existing), replayed=True)
-        return CreateResult(job_view(_resume(ctx, existing)))
+        if existing.get("openai_job_id") or existing.get("status") == JobState.WAITING:
+            return CreateResult(_view(ctx, existing), replayed=True)
+        return CreateResult(_view(ctx, _resume(ctx, existing)))
     raise JobsError("concurrent-update", "Idempotency-Key: the key kept changing under this request; retry",
                     retry_after=1)
 
@@ -345,10 +350,72 @@ def _start(ctx, plan: dict[str, Any], key: str | None) -> CreateResult:
         row = ctx.repos.insert_job(data)
     except AlreadyExistsError:
         existing = ctx.repos.get_job(plan["id"])
-        if existing.get("openai_job_id"):
-            return CreateResult(job_view(existing), replayed=True)
-        return CreateResult(job_view(_resume(ctx, existing)))
-    return CreateResult(job_view(_submit(ctx, row)))
+        if existing.get("openai_job_id") or existing.get("status") == JobState.WAITING:
+            return CreateResult(_view(ctx, existing), replayed=True)
+        return CreateResult(_view(ctx, _resume(ctx, existing)))
+    missing = _missing_files(ctx, row)
+    if missing:
+        return CreateResult(_view(ctx, _to_waiting(ctx, row, f"the file of {', '.join(missing)} is being uploaded "
+                                                             f"again from its blob (deleted at Azure OpenAI while "
+                                                             f"nothing needed it)")))
+    queue = queue_of(_open_rows(ctx))
+    if queue["order"] or queue["room"] == 0:
+        # Jobs are waiting already (first come, first served), or Azure has no room: wait in line.
+        why = (f"{len(queue['order'])} job(s) are waiting before it" if queue["order"] else
+               f"Azure OpenAI runs {AZURE_RUNNING_JOBS} and queues {AZURE_QUEUED_JOBS} jobs per resource, all taken")
+        return CreateResult(_view(ctx, _to_waiting(ctx, row, why)))
+    return CreateResult(_view(ctx, _submit(ctx, row)))
+
+
+def _missing_files(ctx, row: Row) -> list[str]:
+    """The datasets of the job whose file is not at Azure OpenAI now (asked to be uploaded again)."""
+    from .machines.dataset import request_reupload
+
+    missing = []
+    for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
+        if row.get(ds_field) and not row.get(file_field):
+            version = ctx.repos.current_dataset(row[ds_field])
+            if version is not None:
+                request_reupload(ctx.repos, version, utcnow())
+            missing.append(row[ds_field])
+    return missing
+
+
+def _open_rows(ctx) -> list[Row]:
+    rows = []
+    for job_id in ctx.repos.open_job_ids():
+        row = ctx.repos.find_job(job_id)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _to_waiting(ctx, row: Row, why: str) -> Row:
+    """The job waits in the service's queue; a monitor tick creates it when Azure has room."""
+    now = utc_iso()
+    history = list(row.get("status_history") or []) + [{"status": JobState.WAITING.value, "at": now, "why": why}]
+    changes = {"status": JobState.WAITING.value, "status_history": history, "status_changed_at": now,
+               "updated_at": now, "claimed_by": None, "claimed_until": None}
+    log.info("Job %s waits for room at Azure OpenAI: %s", row["id"], why)
+    try:
+        waiting = ctx.repos.jobs.replace(row, changes)
+    except ConcurrencyError:
+        waiting = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, lambda _d: changes)
+    ctx.repos.reopen_job(row["id"])
+    return waiting
+
+
+def _view(ctx, row: Row) -> dict[str, Any]:
+    view = job_view(row)
+    if row.get("status") == JobState.WAITING:
+        view["queue_position"] = queue_position(ctx, row)
+    return view
+
+
+def queue_position(ctx, row: Row) -> int:
+    """1 for the next job to be created at Azure OpenAI."""
+    order = queue_of(_open_rows(ctx))["order"]
+    return order.index(row.row_key) + 1 if row.row_key in order else len(order) + 1
 
 
 def _busy(row: Row, seconds: int) -> JobsError:
@@ -393,6 +460,9 @@ def _submit(ctx, row: Row) -> Row:
     try:
         job = _ports(ctx).jobs.create(row.data)
     except AzureError as err:
+        if err.kind == ErrorKind.QUOTA:
+            # Azure's queue is full (its other users count too): the job waits its turn here.
+            return _to_waiting(ctx, row, f"Azure OpenAI has no room: {err.message}")
         problem = refusal(err, "create the fine-tuning job")
         if problem is not None:
             _remove(ctx, row, problem.detail)
@@ -471,12 +541,15 @@ def _remove(ctx, row: Row, reason: str) -> None:
 def cancel_job(ctx, job_id: str) -> dict[str, Any]:
     row = _find(ctx.repos, job_id)
     status = row.get("status")
+    if status == JobState.WAITING:
+        return job_view(_cancel_waiting(ctx, row))
     if not row.get("openai_job_id"):
         raise JobsError("job-not-cancellable", f"job {row['id']} is still being submitted; retry in a moment",
                         retry_after=5, job_status=status)
     if status not in CANCELLABLE:
         raise JobsError("job-not-cancellable", f"job {row['id']} is {status}; only a job that is "
-                                               f"{', '.join(CANCELLABLE)} can be cancelled", job_status=status)
+                                               f"{', '.join((JobState.WAITING,) + CANCELLABLE)} can be cancelled",
+                        job_status=status)
     try:
         job = _ports(ctx).jobs.cancel(row["openai_job_id"])
     except AzureError as err:
@@ -504,6 +577,24 @@ def cancel_job(ctx, job_id: str) -> dict[str, Any]:
     return job_view(updated)
 
 
+def _cancel_waiting(ctx, row: Row) -> Row:
+    """A job that never reached Azure OpenAI is cancelled here."""
+    now = utc_iso()
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        if current.get("status") != JobState.WAITING:
+            raise JobsError("job-not-cancellable", f"job {row['id']} was just submitted; retry", retry_after=2)
+        history = list(current.get("status_history") or []) + [
+            {"status": JobState.CANCELLED.value, "at": now, "why": "cancelled through the API while waiting"}]
+        return {"status": JobState.CANCELLED.value, "status_history": history, "status_changed_at": now,
+                "error": {"code": "cancelled", "message": "The job was cancelled before it reached Azure OpenAI."},
+                "cancel_requested_at": now, "finished_at": now, "updated_at": now}
+
+    updated = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change)
+    ctx.repos.close_job(row["id"])
+    return updated
+
+
 # ------------------------------------------------------------------------------- views
 def _find(repos: Repositories, job_id: str) -> Row:
     row = repos.find_job(job_id)
@@ -523,7 +614,10 @@ def get_job(ctx, job_id: str) -> dict[str, Any]:
     name = row.get("deployment_name") or (row.get("deployment") or {}).get("name")
     if name:
         deployment = ctx.repos.find_deployment(name)
-    return job_view(row, deployment)
+    view = job_view(row, deployment)
+    if row.get("status") == JobState.WAITING:
+        view["queue_position"] = queue_position(ctx, row)
+    return view
 
 
 def _time(value: Any) -> str | None:

@@ -98,6 +98,7 @@ class Keeper:
                         log.info("keeper: adopted %s", d.name)
                         rows.append(dep.row)
         report.deployments = len(rows)
+        rows.sort(key=lambda r: str(r.get("updated_at") or ""))  # the longest left alone first
         todo = []
         for row in rows:
             try:

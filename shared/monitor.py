@@ -17,7 +17,6 @@ taking new rows near its budget; what is left is resumed by the next tick.
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from datetime import timedelta
@@ -28,7 +27,7 @@ from .core.clock import Clock, parse_time, utc_iso
 from .machines.dataset import DATASET
 from .machines.deployment import DEPLOYMENT
 from .machines.engine import Engine, Env, Pass, TickReport
-from .machines.job import JOB
+from .machines.job import JOB, queue_of
 from .state.repos import Repositories, worker_id
 from .state.tables import ConcurrencyError
 
@@ -74,15 +73,18 @@ class Monitor:
         run(DEPLOYMENT, repos.deployments, repos.deployment_index, dep_keys)
         job_ids = repos.open_job_ids()
         report.open_jobs = len(job_ids)
-        random.shuffle(job_ids)  # no job starves behind a slow one when the budget runs out
-        present = []
+        rows = []
         for job_id in job_ids:
-            if repos.find_job(job_id) is None:
+            row = repos.find_job(job_id)
+            if row is None:
                 self._orphan_index(job_id, clock.now())
                 report.skip("orphan")
             else:
-                present.append((repos.JOB_PARTITION, job_id))
-        run(JOB, repos.jobs, repos.job_index, present)
+                rows.append(row)
+        env.context["queue"] = queue_of(rows)
+        # Fair order: the row looked at longest ago first, so none starves when the budget runs out.
+        rows.sort(key=lambda r: str(r.get("updated_at") or ""))
+        run(JOB, repos.jobs, repos.job_index, [(repos.JOB_PARTITION, r.row_key) for r in rows])
         new_deps = [k for k in repos.deployment_index.keys() if k not in set(dep_keys)]
         if new_deps:
             run(DEPLOYMENT, repos.deployments, repos.deployment_index, new_deps)

@@ -66,6 +66,20 @@ class OpenAIFiles:
             reason = str(getattr(f, "status_details", None) or getattr(f, "error", None) or f"file {f.status}")
         return FileStatus(f.id, str(f.status), reason)
 
+    def delete(self, file_id: str) -> bool:
+        """Deletes the file; False when Azure OpenAI does not know it (already gone)."""
+        from ..core.errors import ErrorKind
+
+        try:
+            self._call(lambda: self.ctx.clients.openai.files.delete(file_id))
+        except Exception as exc:
+            err = classify(exc)
+            if err.kind == ErrorKind.NOT_FOUND:
+                return False
+            raise err from exc
+        log.info("Deleted file %s at Azure OpenAI", file_id)
+        return True
+
     def find(self, filename: str) -> str | None:
         """The id of a usable (not failed) file already at Azure OpenAI under this name."""
         def scan() -> str | None:

@@ -99,7 +99,8 @@ class OpenAIJobs:
         if intent.get("suffix"):
             kwargs["suffix"] = intent["suffix"]
         if intent.get("method") == "dpo":
-            kwargs["method"] = {"type": "dpo", "dpo": {"hyperparameters": hp}} if hp else {"type": "dpo"}
+            # The published DpoMethodRequest requires its ``dpo`` object, even when it is empty.
+            kwargs["method"] = {"type": "dpo", "dpo": {"hyperparameters": hp} if hp else {}}
         else:
             kwargs["method"] = {"type": "supervised"}
             if hp:

@@ -139,7 +139,7 @@ def create_job(ctx_factory, request: Request, params) -> Response:
     headers = _link_headers(f"/api/jobs/{result.job['id']}")
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(result.job, 201, headers)
+    return json_response(result.job, 202 if result.accepted else 201, headers)
 
 
 def list_jobs(ctx_factory, request: Request, params) -> Response:
@@ -420,11 +420,16 @@ OPERATIONS: list[Operation] = [
               parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}}],
               request_schema="CreateJobRequest",
-              responses={201: ("The job, created at Azure OpenAI", "Job"), 400: ("Bad request", _P),
+              responses={201: ("The job, created at Azure OpenAI", "Job"),
+                         202: ("Accepted: Azure OpenAI has no room now; the job waits in this service's queue "
+                               "(status waiting, queue_position) and is created when there is room", "Job"),
+                         400: ("Bad request", _P),
                          404: ("Dataset or base job not found", _P), 409: ("Conflict", _P),
                          413: ("Body too large", _P), 415: ("Not JSON", _P), 422: ("Unprocessable", _P),
                          502: ("Azure OpenAI error", _P), 503: ("Azure OpenAI unavailable", _P)},
               response_headers={201: {"Location": {"schema": {"type": "string"}},
+                                      "Idempotent-Replayed": {"schema": {"type": "string"}}},
+                                202: {"Location": {"schema": {"type": "string"}},
                                       "Idempotent-Replayed": {"schema": {"type": "string"}}},
                                 409: _RETRY, 503: _RETRY}),
     Operation("GET", "/jobs", "listJobs", "List jobs, newest first", list_jobs, tag="jobs",

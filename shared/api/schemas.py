@@ -144,6 +144,8 @@ JOB = {
     "required": ["id", "status", "base_model", "training_dataset", "hyperparameters", "deployment", "created_at"],
     "properties": {
         **JOB_SUMMARY_PROPERTIES,
+        "queue_position": {"type": "integer", "minimum": 1,
+                           "description": "While waiting: 1 for the next job to be created at Azure OpenAI"},
         "openai_status": _STR_OR_NULL,
         "base_job": _STR_OR_NULL,
         "training_file_id": _STR_OR_NULL,

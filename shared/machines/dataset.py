@@ -33,13 +33,15 @@ from .engine import Env, Machine, StateSpec, Step
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DatasetState", "DATASET", "UPLOAD_ATTEMPTS", "METHODS", "upload_filename", "problem_report"]
+__all__ = ["DatasetState", "DATASET", "SETTLED", "UPLOAD_ATTEMPTS", "METHODS", "upload_filename", "problem_report",
+           "request_reupload"]
 
 
 class DatasetState(StrEnum):
     VALIDATING = "validating"
     REJECTED = "rejected"
     UPLOADING = "uploading"
+    WAITING = "waiting"
     PROCESSING = "processing"
     READY = "ready"
     UPLOAD_FAILED = "upload_failed"
@@ -53,10 +55,12 @@ class UploadStatus(StrEnum):
     PROCESSING = "processing"    # the file exists at Azure OpenAI
     READY = "ready"              # processed: every version with this content reuses it
     ERROR = "error"              # Azure OpenAI refused it: forgotten, a corrected drop uploads afresh
+    EVICTED = "evicted"          # deleted at Azure OpenAI when nothing needed it; uploaded again on demand
 
 
 HAS_FILE = (UploadStatus.PROCESSING, UploadStatus.READY)
 S = DatasetState
+SETTLED = (S.REJECTED, S.READY, S.UPLOAD_FAILED)     # nothing more happens unless asked
 METHODS = ("supervised", "dpo")
 REPORT_SUFFIX = ".report.json"
 ERRORS_KEPT_IN_ROW = 5
@@ -67,6 +71,9 @@ STALE_UPLOAD_CLAIM = timedelta(minutes=15)
 # After an upload whose answer never came, how long its file is looked for before sending again.
 UNKNOWN_OUTCOME_GRACE = 30.0
 POLL_SECONDS = 2.0
+QUOTA_RETRY_SECONDS = 600.0        # the resource's file quota was full: try again this much later
+QUOTA_LIMIT = timedelta(days=7)    # …for at most this long
+PROCESSING_LIMIT = timedelta(hours=24)
 UPLOAD_RETRY = RetryPolicy(base_seconds=1.0, cap_seconds=30.0, transient_seconds=None, max_retry_after=30.0)
 PROCESSING_RETRY = RetryPolicy(base_seconds=2.0, cap_seconds=60.0, transient_seconds=2.0, max_retry_after=30.0)
 
@@ -278,6 +285,10 @@ class Upload:
             sent = parse_time(last.get("at"))
             if sent is not None and (now - sent).total_seconds() < UNKNOWN_OUTCOME_GRACE:
                 return Step(poll=POLL_SECONDS, log="looking for the file the unanswered upload may have made")
+        changed = self._blob_changed(env)
+        if changed:
+            self._release(env, anchor)
+            return Step(to=S.UPLOAD_FAILED, why=changed, set={"error": changed})
         env.context["upload_attempts"] = env.context.get("upload_attempts", 0) + 1
         try:
             file_id, path = self._send(env, filename)
@@ -286,6 +297,20 @@ class Upload:
             raise
         self._record(env, anchor, file_id)
         return _to_processing(file_id, False, path)
+
+    def _blob_changed(self, env: Env) -> str | None:
+        """Why this version's content cannot be sent any more (its blob changed or went), or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            etag = _blob(self.ds, env).get_blob_properties().etag
+        except ResourceNotFoundError:
+            return (f"the blob of {self.ds.id} was deleted since it was validated; the file cannot be uploaded "
+                    f"(again): drop the data again")
+        if self.ds.blob_etag and etag != self.ds.blob_etag:
+            return (f"the blob of {self.ds.id} was replaced since it was validated (a newer version); use the "
+                    f"current version")
+        return None
 
     def _send(self, env: Env, filename: str) -> tuple[str, str]:
         ds = self.ds
@@ -338,6 +363,11 @@ def _upload_error(ds: DatasetRecord, err: AzureError, env: Env) -> Step:
     """A send that failed: a refusal ends ``upload_failed`` with Azure's reason; anything
     else is retried after ``Retry-After`` (at most 30 s) or a short backoff."""
     now = env.now
+    if err.kind == ErrorKind.QUOTA:
+        reason = (f"Azure OpenAI's file quota is full ({err.message}); the upload is tried again when "
+                  f"space frees (every {QUOTA_RETRY_SECONDS / 60:.0f} minutes)")
+        return Step(to=S.WAITING, why=reason, next=QUOTA_RETRY_SECONDS,
+                    set={"error": reason, "last_error": {**err.to_dict(), "at": utc_iso(now), "during": "uploading"}})
     if err.created_nothing and err.kind not in (ErrorKind.TRANSIENT, ErrorKind.CONFLICT):
         reason = f"Azure OpenAI refused the file ({err.code or err.status}): {err.message}"
         return Step(to=S.UPLOAD_FAILED, set={"error": reason, "last_error": {**err.to_dict(), "at": utc_iso(now)}},
@@ -363,6 +393,35 @@ def upload(ds: DatasetRecord, env: Env) -> Step:
     return Step(effect=Upload(ds, worker), on_error=lambda err: _upload_error(ds, err, env))
 
 
+def wait_for_space(ds: DatasetRecord, env: Env) -> Step:
+    """``waiting``: the file quota was full; after the wait, the upload again (for 7 days at most)."""
+    since = ds.status_changed_at or env.now
+    if env.now - since > QUOTA_LIMIT:
+        days = (env.now - since).total_seconds() / 86400
+        reason = (f"Azure OpenAI's file quota (100 files, 1 GB per resource) stayed full for {days:.1f} days; "
+                  f"delete files the service did not make, then drop the data again")
+        return Step(to=S.UPLOAD_FAILED, why=reason, set={"error": reason})
+    return Step(to=S.UPLOADING, next=0, why="trying the upload again", set={"error": None})
+
+
+def request_reupload(repos, version_row: Row, now) -> None:
+    """A job needs the file of a ready version whose file was deleted: ask for it again."""
+    if version_row.get("file_id") or version_row.get("reupload_wanted_at"):
+        return
+    repos.datasets.update_with_retry(version_row.partition_key, version_row.row_key,
+                                     lambda _d: {"reupload_wanted_at": utc_iso(now)})
+    repos.dataset_index.open(version_row)
+
+
+def reupload(ds: DatasetRecord, env: Env) -> Step:
+    """``ready`` without a file (deleted at Azure OpenAI when nothing needed it): a job needs
+    it again, so it is uploaded again from the same blob version."""
+    if ds.file_id or ds.reupload_wanted_at is None:
+        return Step(close=True)
+    return Step(to=S.UPLOADING, next=0, why="a job needs the file again: uploading it again from the blob",
+                set={"reupload_wanted_at": None, "attempts": None, "last_error": None, "processing_since": None})
+
+
 # ----------------------------------------------------------------------------- processing
 @dataclass
 class Settle:
@@ -373,12 +432,15 @@ class Settle:
     ds: DatasetRecord
     ready: bool
     reason: str = ""
+    delete: bool = False
 
     @property
     def what(self) -> str:
         return "recording the file's status"
 
     def run(self, env: Env) -> dict[str, Any]:
+        from .files import evict_unused
+
         repos, ds = env.repos, self.ds
         pk, rk = _anchor_keys(ds, env)
         changes = {"status": UploadStatus.READY.value} if self.ready else \
@@ -388,10 +450,20 @@ class Settle:
         except Exception as exc:
             log.warning("could not update the upload row of %s: %s", ds.id, exc)
         if not self.ready:
+            if self.delete and ds.file_id:
+                try:
+                    env.azure.files.delete(ds.file_id)
+                except AzureError as err:
+                    log.warning("could not delete %s: %s", ds.file_id, err)
             return {}
+        superseded = []
         for other in repos.dataset_versions(ds.name):
             if other.row_key != ds.key and other.get("is_current"):
                 repos.datasets.update_with_retry(other.partition_key, other.row_key, lambda _d: {"is_current": False})
+                if other.get("file_id") and other.get("file_id") != ds.file_id:
+                    superseded.append(other.get("file_id"))
+        # The replaced version's file is not needed once no unfinished job uses it.
+        evict_unused(env, superseded, why=f"{ds.id} replaced the version it held")
         log.info("Dataset %s@%s is ready as %s%s", ds.name, ds.version, ds.file_id,
                  " (reused an earlier upload)" if ds.reused_file else "")
         return {"is_current": True}
@@ -416,6 +488,12 @@ def processing(ds: DatasetRecord, env: Env) -> Step:
                     why=f"Azure OpenAI could not process {ds.file_id}: {status.reason}")
     changes: dict[str, Any] = {}
     since = ds.processing_since or ds.status_changed_at
+    if since is not None and env.now - since > PROCESSING_LIMIT:
+        hours = (env.now - since).total_seconds() / 3600
+        reason = (f"Azure OpenAI has not finished processing {ds.file_id} in {hours:.0f} h; given up (the file "
+                  f"is deleted): drop the data again, or open a support case if it keeps happening")
+        return Step(to=S.UPLOAD_FAILED, effect=Settle(ds, False, reason, delete=True), set={"error": reason},
+                    why=reason)
     if ds.processing_since is None:
         changes["processing_since"] = env.now
     elif since and (env.now - since).total_seconds() > env.settings.file_processing_timeout and \
@@ -439,11 +517,16 @@ DATASET = Machine(
         StateSpec(S.REJECTED, "invalid (`errors`, the report); nothing was uploaded"),
         StateSpec(S.UPLOADING, "valid; its content is being uploaded to Azure OpenAI once",
                   "the blob trigger, its redeliveries and monitor ticks", upload, open=True,
-                  to=(S.PROCESSING, S.UPLOAD_FAILED)),
+                  to=(S.PROCESSING, S.WAITING, S.UPLOAD_FAILED)),
+        StateSpec(S.WAITING, "valid; Azure OpenAI's file quota (100 files, 1 GB) is full (`error` says so)",
+                  "a monitor tick every 10 minutes: the upload again; failed after 7 days", wait_for_space,
+                  open=True, to=(S.UPLOADING, S.UPLOAD_FAILED)),
         StateSpec(S.PROCESSING, "uploaded; Azure OpenAI is processing the file",
-                  "the blob trigger for a few seconds, then monitor ticks", processing, open=True,
-                  to=(S.READY, S.UPLOAD_FAILED)),
-        StateSpec(S.READY, "processed: jobs can use its `file_id`"),
+                  "the blob trigger for a few seconds, then monitor ticks; given up after 24 h", processing,
+                  open=True, to=(S.READY, S.UPLOAD_FAILED)),
+        StateSpec(S.READY, "processed: jobs can use it (its file may have been deleted at Azure OpenAI when "
+                           "nothing needed it: a job that needs it gets it uploaded again)",
+                  "a monitor tick, when a job needs the file again", reupload, to=(S.UPLOADING,)),
         StateSpec(S.UPLOAD_FAILED, "Azure OpenAI refused the file (`error` has its reason)"),
     ),
 )

@@ -440,7 +440,7 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
         return Step(effect=Ping(dep, deadline, why_due))
     if policy == "ping":
         why_due += "; a DeveloperTier deployment is deleted whatever its use, so it is re-created instead of pinged"
-    elif activity is None:
+    elif activity is None and not is_developer_tier(sku):
         # Without this tick's request metrics a busy deployment cannot be told from an idle one:
         # never delete it on a guess. A ping keeps it with no downtime.
         return Step(effect=Ping(dep, deadline, f"{why_due}; no fresh request metrics (the query failed this "
@@ -522,7 +522,7 @@ def expired(dep: DeploymentRecord, env: Env) -> Step:
         # A newer model for an expired channel: it comes back serving that model.
         step = _missing(dep, env, cause=f"expired earlier; {dep.pending_reason or 'a newer model was asked for'}",
                         gone_at=env.now)
-        step.set.update(_take_pending(dep))
+        step.set.update({**_take_pending(dep), "rolling_from": None})  # a restore with the new model, not a roll
         return step
     if "arm" not in ctx:
         return Step()
@@ -545,7 +545,8 @@ def _roll(dep: DeploymentRecord, env: Env) -> Step:
     re-create it under the same name (the gap is recorded)."""
     name, now = _name(dep), env.now
     reason = dep.pending_reason or f"job {dep.pending_job_id} asked for {dep.pending_model}"
-    changes = {**_take_pending(dep), "roll_started_at": now, "attempts": None, "last_error": None}
+    changes = {**_take_pending(dep), "roll_started_at": now, "attempts": None, "last_error": None,
+               "deleted_at": None}
     event = _event("roll", f"{reason}: {dep.model} -> {dep.pending_model} under the same name", "started")
 
     def refused(err: AzureError) -> Step:
@@ -659,7 +660,8 @@ def recreating(dep: DeploymentRecord, env: Env) -> Step:
         "provisioning_state": "Succeeded", "created_at": created, "hosted_since": created, "idle_deadline": deadline,
         "attempts": None, "last_error": None, "notified_deadline": None}
     if dep.rolling_from and not restoring:
-        gap_from = dep.deleted_at or dep.roll_started_at or now
+        # The gap starts at the deletion this roll made (never at an older redeploy's).
+        gap_from = max(filter(None, [dep.deleted_at, dep.roll_started_at]), default=now)
         step = _rolled(dep, env, info, gap_hours=max(0.0, (created - gap_from).total_seconds()) / 3600)
         step.set.update({k: v for k, v in changes.items() if k not in step.set})
         return step

@@ -35,10 +35,12 @@ from .engine import Env, Machine, StateSpec, Step
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobState", "JOB", "AZURE_JOB_STATUS", "state_for_azure", "TRAINING", "CANCELLABLE", "deployment_spec"]
+__all__ = ["JobState", "JOB", "AZURE_JOB_STATUS", "state_for_azure", "TRAINING", "CANCELLABLE", "AT_AZURE",
+           "AZURE_RUNNING_JOBS", "AZURE_QUEUED_JOBS", "deployment_spec", "queue_of"]
 
 
 class JobState(StrEnum):
+    WAITING = "waiting"
     SUBMITTED = "submitted"
     PENDING = "pending"
     QUEUED = "queued"
@@ -74,6 +76,27 @@ STALLED_AFTER = timedelta(hours=24)         # waiting at Azure longer than this 
 EVENTS_KEPT = 25
 MESSAGE_CHARS = 300
 RETRY = RetryPolicy(base_seconds=120.0, cap_seconds=3600.0, transient_seconds=30.0)
+# Azure OpenAI runs 3 jobs at once per resource and queues 20 more; beyond that this service
+# keeps the job waiting and submits it when there is room.
+AZURE_RUNNING_JOBS, AZURE_QUEUED_JOBS = 3, 20
+AT_AZURE = TRAINING                          # the states that take a place at Azure
+QUEUE_LIMIT = timedelta(days=7)              # waiting longer than this fails the job, with the reason
+QUEUE_RETRY_SECONDS = 300.0                  # after Azure said it is full
+
+
+def queue_of(rows) -> dict[str, Any]:
+    """The service's queue as a tick sees it from the open jobs' rows: the waiting jobs,
+    oldest first, and the room Azure has for them."""
+    waiting, at_azure = [], 0
+    for row in rows:
+        status = row.get("status")
+        if status == S.WAITING:
+            waiting.append(row)
+        elif status in AT_AZURE and row.get("openai_job_id"):
+            at_azure += 1
+    waiting.sort(key=lambda r: (str(r.get("created_at") or ""), r.row_key))
+    return {"order": [r.row_key for r in waiting],
+            "room": max(0, AZURE_RUNNING_JOBS + AZURE_QUEUED_JOBS - at_azure)}
 
 
 def state_for_azure(raw: str | None) -> JobState | None:
@@ -122,10 +145,33 @@ class StoreResults:
         metrics = summarize_results(data)
         if self.trained_tokens is not None:
             metrics["trained_tokens"] = self.trained_tokens
+        try:  # copied: the result file is not needed at Azure OpenAI any more (100 files per resource)
+            env.azure.files.delete(self.file_id)
+        except AzureError as err:
+            log.warning("job %s: could not delete the result file %s: %s", self.job_id, self.file_id, err)
         final = metrics.get("final", {})
         log.info("job %s: results.csv stored at %s; %d steps, final train loss %s, valid loss %s", self.job_id, blob,
                  metrics.get("steps", 0), final.get("train_loss"), final.get("valid_loss"))
         return {"results_blob": blob, "metrics": metrics}
+
+
+@dataclass
+class ReleaseFiles:
+    """Training is over: the job's training and validation files are deleted at Azure OpenAI
+    unless another unfinished job uses them (the blobs keep the data)."""
+
+    job: JobRecord
+
+    @property
+    def what(self) -> str:
+        return "deleting files nothing needs"
+
+    def run(self, env: Env) -> dict[str, Any]:
+        from .files import evict_unused
+
+        evict_unused(env, (self.job.training_file_id, self.job.validation_file_id),
+                     why=f"job {self.job.key} is done training", except_job=self.job.key)
+        return {}
 
 
 @dataclass
@@ -164,6 +210,113 @@ def _blocked_by(err: AzureError, name: str, attempts: int, env: Env) -> Step:
 
 
 # ----------------------------------------------------------------------------- handlers
+# ----------------------------------------------------------------------------- the service's queue
+@dataclass
+class CreateAtAzure:
+    """Creates a waiting job at Azure OpenAI (the SDK's retries off: a retried POST could
+    create a second job; an unanswered create is looked for before it is sent again)."""
+
+    job: JobRecord
+
+    @property
+    def what(self) -> str:
+        return "creating the job at Azure OpenAI"
+
+    def run(self, env: Env) -> Step:
+        from ..adapters.openai_jobs import job_fields
+
+        created = job_fields(env.azure.jobs.create(self.job.row.data))
+        queue = env.context.get("queue")
+        if queue is not None:
+            queue["room"] = max(0, queue.get("room", 0) - 1)
+        state = state_for_azure(created.get("openai_status")) or S.PENDING
+        return Step(to=state, why=f"room at Azure OpenAI: created as {created['openai_job_id']}",
+                    set={**created, "submitted_at": env.now, "last_error": None, "attempts": None})
+
+
+def _create_failed(job: JobRecord, err: AzureError, env: Env) -> Step:
+    now = env.now
+    if err.kind == ErrorKind.QUOTA:
+        queue = env.context.get("queue")
+        if queue is not None:
+            queue["room"] = 0  # Azure says it is full (other users of the resource count too)
+        return Step(next=QUEUE_RETRY_SECONDS, set={"last_error": {**err.to_dict(), "at": utc_iso(now),
+                                                                  "during": "waiting for room at Azure OpenAI"}},
+                    log=f"Azure OpenAI has no room yet ({err.message}); waiting")
+    if err.created_nothing:
+        return Step(to=S.FAILED, why=f"Azure OpenAI refused the job ({err.code or err.status}): {err.message}",
+                    set={"error": {"code": err.code or "refused", "message": err.message}})
+    return Step(next=60.0, set={"last_error": {**err.to_dict(), "kind": "unknown_outcome", "at": utc_iso(now),
+                                               "during": "creating the job"}},
+                log=f"the create got no clear answer ({err}); it is looked for before it is sent again")
+
+
+def _current_files(job: JobRecord, env: Env) -> dict[str, Any] | Step:
+    """The job's datasets' files as they are now (a file deleted while nothing needed it is
+    uploaded again from its blob): changed file ids to record, a Step to wait or to fail, or
+    {} when the job has its files."""
+    from .dataset import DatasetState, request_reupload
+
+    changes: dict[str, Any] = {}
+    for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
+        ident = getattr(job, ds_field)
+        if not ident:
+            continue
+        version = env.repos.current_dataset(ident)
+        if version is None:
+            return Step(to=S.FAILED, why=f"its dataset {ident} no longer exists",
+                        set={"error": {"code": "dataset_gone", "message": f"The dataset {ident} no longer exists."}})
+        status, file_id = version.get("status"), version.get("file_id") or None
+        if status in (DatasetState.UPLOAD_FAILED, DatasetState.REJECTED):
+            reason = version.get("error") or status
+            return Step(to=S.FAILED, why=f"the file of {ident} could not be uploaded again: {reason}",
+                        set={"error": {"code": "dataset_upload_failed",
+                                       "message": f"The file of {ident} could not be uploaded again: {reason}"}})
+        if status == DatasetState.READY and not file_id:
+            request_reupload(env.repos, version, env.now)
+        if not file_id or status != DatasetState.READY:
+            return Step(poll=5.0, next=30.0, log=f"waiting for the file of {ident} ({status})")
+        if file_id != getattr(job, file_field):
+            changes[file_field] = file_id
+    return changes
+
+
+def wait_for_room(job: JobRecord, env: Env) -> Step:
+    """``waiting``: accepted while Azure OpenAI had no room (it runs 3 jobs at once per
+    resource and queues 20); submitted by a tick, oldest first, when there is room."""
+    now = env.now
+    since = job.created_at or job.status_changed_at or now
+    if now - since > QUEUE_LIMIT:
+        days = (now - since).total_seconds() / 86400
+        return Step(to=S.FAILED, why=f"waited {days:.1f} days for room at Azure OpenAI",
+                    set={"error": {"code": "queue_timeout",
+                                   "message": f"Azure OpenAI had no room for the job for {days:.1f} days (3 running "
+                                              f"and 20 queued jobs per resource, shared with its other users); "
+                                              f"start it again later or on another resource"}})
+    if (job.last_error or {}).get("kind") == "unknown_outcome":
+        match = env.azure.jobs.find_lost(job.row.data, lambda oid: env.repos.job_recording(oid, other_than=job.key))
+        if match is not None:
+            from ..adapters.openai_jobs import job_fields
+
+            fields = job_fields(match)
+            return Step(to=state_for_azure(fields.get("openai_status")) or S.PENDING, next=0,
+                        why=f"the unanswered create did make {fields['openai_job_id']}",
+                        set={**fields, "submitted_at": now, "last_error": None})
+    files = _current_files(job, env)
+    if isinstance(files, Step):
+        return files
+    if files:
+        return Step(set=files, next=0, log=f"files at Azure OpenAI now: {files}")
+    queue = env.context.get("queue")
+    if queue is None:
+        return Step()  # only a tick, which knows the queue, submits
+    order = queue.get("order") or []
+    position = order.index(job.key) if job.key in order else len(order)
+    if position >= queue.get("room", 0):
+        return Step()
+    return Step(effect=CreateAtAzure(job), on_error=lambda err: _create_failed(job, err, env))
+
+
 def reconcile(job: JobRecord, env: Env) -> Step:
     """``submitted``: the Jobs API creates the job during the request. A row left here
     without an Azure job (the request crashed or timed out) is settled after a grace
@@ -260,7 +413,9 @@ def follow(job: JobRecord, env: Env) -> Step:
         else:
             changes["error"] = {"code": "unknown", "message": "The job failed; Azure OpenAI gave no reason."}
         log.info("job %s (%s) %s: %s", job.key, oid, new, changes["error"])
-    return Step(to=new, set=changes, next=0 if new == S.SUCCEEDED else None)
+    done_training = new in (S.SUCCEEDED, S.FAILED, S.CANCELLED) and state not in (S.SUCCEEDED, S.FAILED, S.CANCELLED)
+    return Step(to=new, set=changes, next=0 if new == S.SUCCEEDED else None,
+                effect=ReleaseFiles(job) if done_training else None)
 
 
 def after_success(job: JobRecord, env: Env) -> Step:
@@ -318,12 +473,21 @@ def follow_deployment(job: JobRecord, env: Env) -> Step:
                     why=f"the Deployments row of {name} is gone; requesting it again")
     dep = DeploymentRecord.from_row(row)
     if dep.pending_job_id == job.key:
+        if dep.state == D.FAILED:
+            return Step(to=S.DEPLOY_FAILED, why=f"the deployment {name} failed ({dep.blocked_reason})",
+                        set={"last_error": dep.last_error})
         # A release channel that will serve this job's model once its current operation is done.
         return Step(to=S.DEPLOYING, why=f"{name} will roll forward to {job.fine_tuned_model}"
                     if state != S.DEPLOYING else "")
-    if dep.job_id != job.key and dep.previous_job_id != job.key and dep.state != D.FAILED and state == S.DEPLOYING:
-        return Step(to=S.DEPLOY_FAILED, why=f"job {dep.job_id} took the deployment name {name} before this job's "
-                                            f"model was deployed (a newer model for the same channel)")
+    if dep.previous_job_id == job.key:
+        # The job's model served, and a newer one (or a rollback) has replaced it since.
+        return Step(to=S.DEPLOYED, why=f"{name} served {job.fine_tuned_model}; it now serves {dep.model}",
+                    set={"deployment_state": dep.state, "attempts": None, "last_error": None,
+                         "blocked_reason": None, "next_attempt_at": None})
+    if dep.job_id != job.key and dep.state != D.FAILED and state == S.DEPLOYING:
+        return Step(to=S.DEPLOY_FAILED, why=f"job {dep.pending_job_id or dep.job_id} took the deployment name "
+                                            f"{name} before this job's model was deployed (a newer model for the "
+                                            f"same channel)")
     if dep.job_id != job.key:
         who = f"job {dep.job_id}" if dep.job_id else "another deployment"
         err = AzureError(ErrorKind.CONFLICT, "DeploymentNameInUse",
@@ -357,11 +521,17 @@ JOB = Machine(
     name="job", states=JobState, record=JobRecord, state_field="status", history_field="status_history",
     changed_at_field="status_changed_at", policy=RETRY, lease=timedelta(minutes=10),
     specs=(
+        StateSpec(S.WAITING, "accepted while Azure OpenAI has no room (3 running and 20 queued jobs per resource); "
+                             "`queue_position` says how many are ahead",
+                  "a tick creates it at Azure OpenAI, oldest first, when there is room; failed after 7 days",
+                  wait_for_room, open=True,
+                  to=(S.PENDING, S.QUEUED, S.VALIDATING_FILES, S.RUNNING, S.PAUSED, S.SUCCEEDED, S.FAILED,
+                      S.CANCELLED)),
         StateSpec(S.SUBMITTED, "the request is creating the job at Azure OpenAI (or was interrupted doing so)",
                   "the Jobs API records the Azure job; after 5 minutes a tick adopts the job an interrupted "
                   "request created, or fails the row", reconcile, open=True,
-                  to=(S.PENDING, S.QUEUED, S.VALIDATING_FILES, S.RUNNING, S.PAUSED, S.SUCCEEDED, S.FAILED,
-                      S.CANCELLED)),
+                  to=(S.WAITING, S.PENDING, S.QUEUED, S.VALIDATING_FILES, S.RUNNING, S.PAUSED, S.SUCCEEDED,
+                      S.FAILED, S.CANCELLED)),
         *(StateSpec(s, meaning, "a tick reads the job at Azure OpenAI", follow, open=True,
                     to=tuple(t for t in TRAINING + (S.SUCCEEDED, S.FAILED, S.CANCELLED) if t != s))
           for s, meaning in ((S.PENDING, "created at Azure OpenAI, waiting to start"),

@@ -273,6 +273,9 @@ class DatasetRecord(Record):
     examples: int | None = _int()
     is_current: bool | None = _bool()
     processing_since: datetime | None = _time()
+    file_evicted_at: datetime | None = _time()     # its file was deleted at Azure OpenAI (the blob keeps the data)
+    file_evicted_reason: str | None = None
+    reupload_wanted_at: datetime | None = _time()  # a job needs the file again
 
 
 @dataclass
@@ -286,4 +289,5 @@ class UploadRecord(Record):
     sha256: str | None = None
     first_dataset: str | None = None
     claimed_at: datetime | None = _time()
+    evicted_at: datetime | None = _time()
     error: str | None = None

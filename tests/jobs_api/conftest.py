@@ -84,13 +84,16 @@ def make_dataset(ctx, name: str, *, model: str = MODEL, method: str = "supervise
                                                   purpose="fine-tune")
         wait_processed(ctx, created.id)
         file_id = created.id
+    # The blob is the record (a file deleted at Azure OpenAI is uploaded again from it).
+    blob = ctx.clients.blob_service.get_blob_client(ctx.settings.datasets_container, name)
+    etag = blob.upload_blob(data, overwrite=True)["etag"]
     pk, rk = ctx.repos.dataset_keys(model, name, version)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     row = {"PartitionKey": pk, "RowKey": rk, "id": f"{name}@{version}", "name": name, "version": version,
            "base_model": model, "method": method, "sha256": sha, "size": len(data), "status": status,
            "file_id": file_id, "is_current": status == "ready", "examples": 12, "error_count": len(errors or []),
            "warning_count": 0, "errors": errors or [], "created_at": now, "updated_at": now,
-           "upload_path": "upload" if file_id else None}
+           "upload_path": "upload" if file_id else None, "blob_etag": etag}
     if status == "rejected":
         row["report_blob"] = f"{ctx.settings.reports_container}/{name}.report.json"
         blob = ctx.clients.blob_service.get_blob_client(ctx.settings.reports_container, f"{name}.report.json")

@@ -237,11 +237,22 @@ def test_continuous_fine_tuning_from_a_job_of_this_service(api, ctx, simulator):
     shown = api.get(f"/jobs/{first['id']}").json()
     assert shown["status"] == "succeeded" and shown["fine_tuned_model"] == j.fine_tuned_model
     assert shown["events"] and shown["hyperparameters"]["n_epochs"] != "auto"
+    # Training is over and no other job needs its file: it is deleted at Azure OpenAI (100 files per
+    # resource); the dataset stays ready, and the next job gets the file uploaded again from its blob.
+    assert ds["file_id"] not in {f["id"] for f in simulator.admin.state()["files"]}
+    assert api.get(f"/datasets/{ds['name']}").json()["status"] == "ready"
     r = api.post("/jobs", json={"training_dataset": ds["name"], "base_model": first["id"], "suffix": "round2"})
-    assert r.status_code == 201, r.text
-    assert r.json()["base_model"] == j.fine_tuned_model and r.json()["base_job"] == first["id"]
-    assert ctx.clients.openai.fine_tuning.jobs.retrieve(r.json()["openai_job_id"]).model == j.fine_tuned_model
-    # Named by the fine-tuned model itself, too.
+    assert r.status_code == 202 and r.json()["status"] == "waiting", r.text
+    second = r.json()
+    deadline = time.monotonic() + 30
+    while not (second := api.get(f"/jobs/{second['id']}").json())["openai_job_id"]:
+        assert time.monotonic() < deadline, second
+        run_monitor(ctx)
+        time.sleep(0.3)
+    assert second["base_model"] == j.fine_tuned_model and second["base_job"] == first["id"]
+    assert ctx.clients.openai.fine_tuning.jobs.retrieve(second["openai_job_id"]).model == j.fine_tuned_model
+    assert second["training_file_id"] != ds["file_id"]  # the same content, uploaded again
+    # Named by the fine-tuned model itself, too (the file is there again: created at once).
     r = api.post("/jobs", json={"training_dataset": ds["name"], "base_model": j.fine_tuned_model})
     assert r.status_code == 201, r.text
     problem(api.post("/jobs", json={"training_dataset": ds["name"], "base_model": new_job_id()}), 404,
@@ -393,21 +404,37 @@ def test_bad_requests_get_problem_details_naming_the_field(api, ctx, simulator):
     assert sim_job_posts(simulator) == []
 
 
-def test_azure_refusals_pass_through_and_leave_no_row(api, ctx, simulator):
+def test_azure_refusals_pass_through_and_leave_no_row(api, ctx, simulator, monkeypatch):
+    import shared.machines.job as job_mod
+
+    monkeypatch.setattr(job_mod, "QUEUE_RETRY_SECONDS", 0.5)  # after "Azure is full", look again soon
     ds = make_dataset(ctx, f"{MODEL}/refused.jsonl")
     body = {"training_dataset": ds["name"]}
 
+    from shared.monitor import run_monitor
+
+    # Azure's queue is full: the job is accepted and waits its turn in the service's queue.
     simulator.admin.configure(max_queued_jobs=0)
     try:
-        p = problem(api.post("/jobs", json=body, headers={"Idempotency-Key": "quota-1"}), 400, "azure-openai-refused")
-        assert p["code"] == "quotaExceeded" and "queued jobs" in p["detail"]
+        r = api.post("/jobs", json=body, headers={"Idempotency-Key": "quota-1"})
+        assert r.status_code == 202, r.text
+        waiting = r.json()
+        assert waiting["status"] == "waiting" and waiting["queue_position"] == 1 and not waiting["openai_job_id"]
+        assert r.headers["location"] == f"/api/jobs/{waiting['id']}"
+        # A retry with the key answers with the same waiting job; a tick while Azure is still full waits on.
+        again = api.post("/jobs", json=body, headers={"Idempotency-Key": "quota-1"})
+        assert again.status_code == 202 and again.json()["id"] == waiting["id"]
+        run_monitor(ctx)
+        assert api.get(f"/jobs/{waiting['id']}").json()["status"] == "waiting"
     finally:
         simulator.admin.configure(max_queued_jobs=20)
-    assert job_rows(ctx) == [] and ctx.repos.open_job_ids() == []
-    # The key stays bound to its body: the retry, once quota is free, creates the job.
-    r = api.post("/jobs", json=body, headers={"Idempotency-Key": "quota-1"})
-    assert r.status_code == 201, r.text
-    assert len(sim_job_posts(simulator)) == 2  # the refused one and the created one
+    # Room again: the next tick creates it at Azure OpenAI (once the half-second wait, kept to whole
+    # seconds, has passed).
+    time.sleep(2.1)
+    run_monitor(ctx)
+    job = api.get(f"/jobs/{waiting['id']}").json()
+    assert job["openai_job_id"] and job["status"] in ("pending", "queued", "running"), job
+    assert len(sim_job_posts(simulator)) == 3  # refused at the request, refused at the first tick, created
 
     for kind, status in (("unavailable", 503), ("throttle", 429)):
         simulator.admin.inject_fault(kind, method="POST", path_regex=r"^/openai/fine_tuning/jobs$", retry_after=7)

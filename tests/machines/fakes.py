@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared.adapters.arm import DeploymentInfo
+from shared.adapters.arm import JOB_TAG, OWNER, OWNER_TAG, DeploymentInfo
 from shared.adapters.files import FileStatus
 from shared.adapters.inference import PingResult
 from shared.adapters.metrics import Activity
@@ -156,8 +156,10 @@ class FakeArm(Port):
     def get(self, name: str) -> DeploymentInfo | None:
         return self.answer("get", name)
 
-    def begin_create(self, name: str, model: str, sku: str, capacity: int) -> tuple[str | None, str | None]:
-        return self.answer("begin_create", name, model, sku, capacity)
+    def begin_create(self, name: str, model: str, sku: str, capacity: int, *, job_id: str | None = None,
+                     snapshot: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
+        """Recorded as ``(name, model, sku, capacity, job_id, snapshot)``."""
+        return self.answer("begin_create", name, model, sku, capacity, job_id, snapshot)
 
     def begin_delete(self, name: str) -> None:
         return self.answer("begin_delete", name)
@@ -190,6 +192,9 @@ class FakeFiles(Port):
 
     def import_url(self, filename: str, url: str) -> str:
         return self.answer("import_url", filename, url)
+
+    def delete(self, file_id: str) -> bool:
+        return self.answer("delete", file_id)
 
 
 class FakeMetrics(Port):
@@ -237,10 +242,26 @@ class FakeAzure:
 
 
 # ----------------------------------------------------------------------------- ARM / data plane values
+def owner_tags(job_id: str | None = "job-1") -> dict[str, str]:
+    """The tags this service puts on the deployments it creates (for a job, or without one)."""
+    return {OWNER_TAG: OWNER, **({JOB_TAG: job_id} if job_id else {})}
+
+
 def info(name: str = "ft-demo", state: str | None = "Succeeded", *, model: str | None = MODEL,
-         sku: str | None = "Standard", created_at: datetime | None = None, capacity: int | None = 1) -> DeploymentInfo:
+         sku: str | None = "Standard", created_at: datetime | None = None, capacity: int | None = 1,
+         job: str | None = "job-1", tags: dict[str, str] | None = None,
+         properties: dict[str, Any] | None = None) -> DeploymentInfo:
+    """A deployment as ARM shows it. By default this service's, made for ``job`` (``tags``
+    overrides: ``{}`` is a deployment without tags, made by hand). With ``properties`` it
+    carries ARM's whole answer (``raw``, hence a ``snapshot``) with those extra properties."""
+    tags = owner_tags(job) if tags is None else dict(tags)
+    raw = None
+    if properties is not None:
+        raw = {"name": name, "sku": {"name": sku, "capacity": capacity}, "tags": dict(tags),
+               "properties": {"model": {"format": "OpenAI", "name": model, "version": "1"},
+                              "provisioningState": state, **properties}}
     return DeploymentInfo(name=name, model=model, sku=sku, capacity=capacity, provisioning_state=state,
-                          created_at=created_at)
+                          created_at=created_at, tags=tags, raw=raw)
 
 
 def answered() -> PingResult:
@@ -475,6 +496,17 @@ def decide(machine: Machine, rec: Record, env: Env) -> Step:
 def landed(machine: Machine, rec: Record, step: Step):
     """The state a row is in after ``step``."""
     return step.to if step.to is not None else machine.state_of(rec)
+
+
+def after(machine: Machine, rec: Record, *steps: Step) -> Record:
+    """The record as stored after ``steps`` (each one's move and writes, in order), as the
+    engine would leave it; a value set to None is removed, as the table does."""
+    data = dict(rec.row.data)
+    for step in steps:
+        state = landed(machine, machine.record.from_data(data), step)
+        data.update(machine.record.encode(step.set))
+        data[machine.state_field] = machine.states(state).value
+    return machine.record.from_data({k: v for k, v in data.items() if v is not None})
 
 
 def run_effect(machine: Machine, rec: Record, step: Step, env: Env) -> Step:

@@ -8,8 +8,8 @@ import pytest
 from shared.adapters.files import FileStatus
 from shared.core.clock import utc_iso
 from shared.core.errors import AzureError, ErrorKind
-from shared.machines.dataset import (DATASET, POLL_SECONDS, PROCESSING_RETRY, UPLOAD_ATTEMPTS, UPLOAD_RETRY,
-                                     DatasetState as S, Settle, Upload, upload_filename)
+from shared.machines.dataset import (DATASET, POLL_SECONDS, PROCESSING_RETRY, QUOTA_RETRY_SECONDS, UPLOAD_ATTEMPTS,
+                                     UPLOAD_RETRY, DatasetState as S, Settle, Upload, upload_filename)
 
 from .fakes import FakeRepos, NOW, ago, azure_error, dataset, decide, later, make_env, run_effect, transient
 
@@ -22,9 +22,13 @@ CONTENT = b'{"messages": []}\n' * 3
 class FakeBlob:
     """A blob client whose downloads stream ``data`` in small chunks."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, etag: str = '"0x1"') -> None:
         self.data = data
+        self.etag = etag
         self.downloads: list[tuple] = []
+
+    def get_blob_properties(self):
+        return SimpleNamespace(etag=self.etag, size=len(self.data))
 
     def download_blob(self, offset=None, etag=None, match_condition=None):
         self.downloads.append((offset, etag))
@@ -75,9 +79,15 @@ class TestUpload:
         step = decide(DATASET, uploading(), env)
         assert step.noop
 
+    def test_a_full_file_quota_waits_for_space_instead_of_failing(self):
+        env, _ = env_with()
+        err = azure_error("quota", "quotaExceeded", "The resource already has 100 files", 400)
+        step = decide(DATASET, uploading(), env).on_error(err)
+        assert step.to == S.WAITING and step.next == QUOTA_RETRY_SECONDS
+        assert "file quota is full" in step.set["error"] and "100 files" in step.set["error"]
+
     @pytest.mark.parametrize("err,code", [
         (azure_error("invalid", "invalidFile", "line 2 is not JSON", 400), "invalidFile"),
-        (azure_error("quota", "FileQuotaExceeded", "too many files", 400), "FileQuotaExceeded"),
         (azure_error("auth", None, "forbidden", 403), "403"),
     ])
     def test_a_refused_upload_fails_with_azures_reason(self, err, code):

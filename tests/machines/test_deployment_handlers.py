@@ -7,8 +7,10 @@ import pytest
 
 from shared.core.clock import utc_iso
 from shared.core.errors import AzureError, ErrorKind
-from shared.machines.deployment import (DEPLOY_RETRY, DEPLOYMENT, KEEP_RETRY, MAX_DEPLOY_FAILURES, POLL_SECONDS,
-                                        Delete, DeploymentState as D, Ping, Put)
+from shared.adapters.inference import PingResult
+from shared.machines.deployment import (BLOCKED_LIMIT, DEPLOY_RETRY, DEPLOYMENT, KEEP_RETRY, MAX_DEPLOY_FAILURES,
+                                        POLL_SECONDS, PROVISION_LIMIT, WARM_LIMIT, Delete, DeploymentState as D, Ping,
+                                        Put)
 from shared.policies.idle import DEVELOPER_TIER_HOURS, IDLE_DAYS
 
 from .fakes import (MODEL, NOW, FakeRepos, Returns, activity, ago, answered, azure_error, decide, deployment, info,
@@ -19,8 +21,12 @@ OP = "https://management.azure.com/operations/op-1"
 IDLE = timedelta(days=IDLE_DAYS)
 
 
-def creating(**fields):
-    return deployment("creating", **{"create_requested_at": ago(minutes=2), "operation": OP, **fields})
+def creating(state: str = "creating", **fields):
+    return deployment(state, **{"create_requested_at": ago(minutes=2), "operation": OP, **fields})
+
+
+# What ARM answered for the deployment (its writable parts): what a re-creation sends again.
+SNAPSHOT = info(NAME, properties={"raiPolicyName": "strict", "versionUpgradeOption": "NoAutoUpgrade"}).snapshot
 
 
 def actions(step) -> list[tuple[str, str]]:
@@ -29,17 +35,21 @@ def actions(step) -> list[tuple[str, str]]:
 
 # ============================================================================ creating / warming
 class TestCreate:
-    def test_no_put_yet_asks_for_the_put(self):
+    def test_no_put_yet_asks_arm_first_then_for_the_put(self):
         env = make_env()
+        env.azure.arm.script["get"] = None
         dep = deployment("creating", sku="GlobalStandard", capacity=3)
         step = decide(DEPLOYMENT, dep, env)
         assert step.to in (None, D.CREATING)
         assert isinstance(step.effect, Put)
         assert (step.effect.name, step.effect.model, step.effect.sku, step.effect.capacity) == \
             (NAME, MODEL, "GlobalStandard", 3)
+        # A new deployment: tagged with the row's job, nothing copied from an earlier one.
+        assert (step.effect.job_id, step.effect.snapshot) == ("job-1", None)
         # The intent is recorded before the PUT goes out: after a crash the next visit asks ARM first.
         assert step.set["create_requested_at"] == NOW
-        assert env.azure.calls == []
+        # Never a PUT before ARM said the name is free (a PUT over an existing one would take it over).
+        assert env.azure.calls == [("arm.get", NAME)]
 
     def test_a_put_arm_does_not_know_about_is_sent_again(self):
         env = make_env()
@@ -124,6 +134,7 @@ class TestCreate:
         assert step.set["activated_at"] == NOW and step.set["last_activity"] == NOW
         assert step.set["created_at"] == ago(minutes=4) and step.set["hosted_since"] == ago(minutes=4)
         assert step.set["last_error"] is None and step.set["attempts"] is None and step.set["blocked_reason"] is None
+        assert step.set["blocked_since"] is None
         assert actions(step) == [("deployed", "ok")]
         assert step.events[0]["deadline"] == utc_iso(deadline)
 
@@ -147,13 +158,14 @@ class TestCreate:
 class TestPut:
     def test_the_put_records_arms_answer_and_clears_the_block(self):
         env = make_env()
+        env.azure.arm.script["get"] = None
         env.azure.arm.script["begin_create"] = ("Creating", OP)
         dep = deployment("deploy_blocked", attempts=2, blocked_reason="quota", last_error={"kind": "quota"},
                          sku="Standard", capacity=2)
         step = decide(DEPLOYMENT, dep, env)
         assert step.to == D.CREATING
         outcome = run_effect(DEPLOYMENT, dep, step, env)
-        assert env.azure.arm.called("begin_create") == [(NAME, MODEL, "Standard", 2)]
+        assert env.azure.arm.called("begin_create") == [(NAME, MODEL, "Standard", 2, "job-1", None)]
         assert outcome.to is None  # stays creating
         assert outcome.set == {"provisioning_state": "Creating", "operation": OP, "last_error": None,
                                "attempts": None, "blocked_reason": None}
@@ -168,6 +180,7 @@ class TestPut:
     ])
     def test_a_refused_put_blocks_or_fails_for_good(self, err, attempts, state):
         env = make_env()
+        env.azure.arm.script["get"] = None
         env.azure.arm.script["begin_create"] = err
         dep = deployment("creating", attempts=attempts)
         outcome = run_effect(DEPLOYMENT, dep, decide(DEPLOYMENT, dep, env), env)
@@ -179,6 +192,7 @@ class TestPut:
     @pytest.mark.parametrize("retry_after,wait", [(None, DEPLOY_RETRY.transient_seconds), (45, 45)])
     def test_a_transient_failure_stays_creating_and_retries(self, retry_after, wait):
         env = make_env()
+        env.azure.arm.script["get"] = None
         env.azure.arm.script["begin_create"] = transient(retry_after=retry_after)
         dep = deployment("creating", attempts=1)
         outcome = run_effect(DEPLOYMENT, dep, decide(DEPLOYMENT, dep, env), env)
@@ -186,11 +200,174 @@ class TestPut:
         assert outcome.set["last_error"]["during"] == f"deploying {NAME}"
         assert "attempts" not in outcome.set and "blocked_reason" not in outcome.set
 
-    def test_a_blocked_deployment_after_its_backoff_is_put_again(self):
+    @pytest.mark.parametrize("arm", [None, info(NAME, "Failed")])
+    def test_a_blocked_deployment_after_its_backoff_is_put_again(self, arm):
         env = make_env()
-        step = decide(DEPLOYMENT, deployment("deploy_blocked", create_requested_at=ago(hours=1)), env)
-        assert step.to == D.CREATING and isinstance(step.effect, Put)
-        assert env.azure.calls == []
+        env.azure.arm.script["get"] = arm
+        step = decide(DEPLOYMENT, deployment("deploy_blocked", create_requested_at=ago(hours=1),
+                                             blocked_since=ago(hours=2)), env)
+        assert step.to == D.CREATING and isinstance(step.effect, Put) and step.effect.job_id == "job-1"
+        assert env.azure.calls == [("arm.get", NAME)]
+
+    @pytest.mark.parametrize("arm_state", ["Creating", "Succeeded"])
+    def test_a_blocked_deployment_arm_has_meanwhile_is_followed_again_without_a_put(self, arm_state):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, arm_state)
+        step = decide(DEPLOYMENT, deployment("deploy_blocked", create_requested_at=ago(hours=1),
+                                             blocked_since=ago(hours=2)), env)
+        assert step.to == D.CREATING and step.effect is None and step.next == 0
+        assert arm_state in step.why
+
+
+class TestOwnership:
+    """A PUT is create-or-update: over a deployment the service did not make for this row it
+    would take it over. Such a name blocks the row (DeploymentNotOwned) and nothing is sent."""
+
+    @pytest.mark.parametrize("state", ["creating", "warming"])
+    @pytest.mark.parametrize("arm,fields", [
+        (info(NAME, "Succeeded", job="job-0"), {}),                              # ours, for another job
+        (info(NAME, "Creating", job="job-0"), {}),
+        (info(NAME, "Succeeded", model="gpt-4o-2024-08-06", tags={}), {}),        # by hand, another model
+        (info(NAME, "Succeeded", tags={}), {"create_requested_at": None}),        # by hand, before any PUT of ours
+        (info(NAME, "Succeeded", tags={"team": "search"}), {}),                   # someone else's tags
+        (info(NAME, "Succeeded", tags={"managed-by": "terraform"}), {}),
+        (info(NAME, "Failed", tags={}, model="gpt-4o-2024-08-06"), {}),           # not even read further
+    ], ids=["other-job", "other-job-creating", "by-hand-other-model", "by-hand-before-put", "foreign-tags",
+            "other-manager", "by-hand-failed"])
+    def test_a_deployment_not_made_for_the_row_blocks_it_and_nothing_is_put(self, state, arm, fields):
+        env = make_env()
+        env.azure.arm.script["get"] = arm
+        step = decide(DEPLOYMENT, creating(state, **fields), env)
+        assert step.to == D.DEPLOY_BLOCKED and step.effect is None
+        assert step.set["last_error"]["code"] == "DeploymentNotOwned" and step.set["last_error"]["kind"] == "conflict"
+        assert "not created by this service for job job-1" in step.set["blocked_reason"]
+        assert "left alone" in step.set["blocked_reason"] and (arm.model or "") in step.set["blocked_reason"]
+        assert step.set["blocked_since"] == NOW and step.set["attempts"] == 1
+        assert step.next == DEPLOY_RETRY.backoff(1)
+        assert actions(step) == [("create", "blocked")]
+        assert env.azure.calls == [("arm.get", NAME)]  # no PUT, no inference call, no operation read
+
+    def test_a_name_in_use_is_never_given_up_for_repeated_refusals(self):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, "Succeeded", job="job-0")
+        step = decide(DEPLOYMENT, creating(attempts=MAX_DEPLOY_FAILURES + 2, blocked_since=ago(days=1)), env)
+        assert step.to == D.DEPLOY_BLOCKED  # a conflict can clear: only the blocked limit ends it
+        assert step.set["blocked_since"] == ago(days=1)
+
+    @pytest.mark.parametrize("arm", [
+        info(NAME, "Succeeded"),                        # tagged for the row's job
+        info(NAME, "Succeeded", job=None),              # tagged by this service, no job tag
+        info(NAME, "Succeeded", tags={}),               # untagged (made before tags), the row's model, after its PUT
+    ], ids=["tagged-for-the-job", "tagged-no-job", "untagged-after-put"])
+    def test_a_deployment_made_for_the_row_is_followed(self, arm):
+        env = make_env()
+        env.azure.arm.script["get"] = arm
+        env.azure.inference.script["ping"] = answered()
+        step = decide(DEPLOYMENT, creating(), env)
+        assert step.to == D.ACTIVE
+
+    def test_blocked_retry_over_a_foreign_deployment_blocks_again_without_a_put(self):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, "Succeeded", job="job-0")
+        dep = deployment("deploy_blocked", create_requested_at=ago(hours=1), blocked_since=ago(days=1), attempts=3)
+        step = decide(DEPLOYMENT, dep, env)
+        assert step.to == D.DEPLOY_BLOCKED and step.effect is None
+        assert step.set["last_error"]["code"] == "DeploymentNotOwned" and step.set["attempts"] == 4
+        assert step.set["blocked_since"] == ago(days=1)
+        assert env.azure.arm.called("begin_create") == []
+
+
+class TestLimits:
+    """Waits end: never Succeeded after 6 h, never answering after 2 h (both failed and
+    deleted, being ours), blocked after 7 days (failed)."""
+
+    @pytest.mark.parametrize("arm_state,fields,gives_up", [
+        ("Creating", {"create_requested_at": NOW - PROVISION_LIMIT - timedelta(minutes=1)}, True),
+        ("Accepted", {"create_requested_at": ago(hours=30)}, True),
+        ("Creating", {"create_requested_at": NOW - PROVISION_LIMIT + timedelta(minutes=1)}, False),
+        ("Creating", {"create_requested_at": None, "state_changed_at": ago(hours=7)}, True),   # no PUT time
+        ("Creating", {"create_requested_at": None, "state_changed_at": ago(hours=5)}, False),
+        ("Creating", {"create_requested_at": None}, False),                                    # no time at all
+    ])
+    def test_provisioning_that_never_succeeds_is_given_up_and_deleted(self, arm_state, fields, gives_up):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, arm_state)
+        step = decide(DEPLOYMENT, creating(**fields), env)
+        assert env.azure.inference.calls == []
+        if not gives_up:
+            assert step.to is None and step.effect is None and step.poll == POLL_SECONDS
+            return
+        assert step.to == D.FAILED and step.effect == Delete(NAME)
+        assert f"kept the deployment {arm_state}" in step.why and "never Succeeded" in step.why
+        assert step.set["blocked_reason"] == step.why
+        assert actions(step) == [("create", "failed")] and step.events[0]["reason"].endswith("; deleted")
+
+    @pytest.mark.parametrize("since,ping,gives_up,says", [
+        (NOW - WARM_LIMIT - timedelta(minutes=1), not_serving("DeploymentNotReady"), True, "answered 404"),
+        (ago(hours=5), PingResult(False, azure_error("auth", "PermissionDenied", "no role", 401)), True,
+         "Cognitive Services OpenAI User"),
+        (ago(hours=5), ping_failed(transient("gateway timeout", 504)), True, "answered 504"),
+        (NOW - WARM_LIMIT + timedelta(minutes=1), not_serving(), False, None),
+        (None, not_serving(), False, None),
+    ])
+    def test_warming_that_never_answers_is_given_up_and_deleted(self, since, ping, gives_up, says):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, "Succeeded")
+        env.azure.inference.script["ping"] = ping
+        step = decide(DEPLOYMENT, creating("warming", create_requested_at=ago(hours=9), state_changed_at=since), env)
+        if not gives_up:
+            assert step.to is None and step.effect is None and step.poll == POLL_SECONDS
+            return
+        assert step.to == D.FAILED and step.effect == Delete(NAME)
+        assert "ARM says Succeeded" in step.why and says in step.why
+        assert actions(step) == [("create", "failed")]
+
+    def test_the_warm_limit_counts_only_in_warming(self):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, "Succeeded")
+        env.azure.inference.script["ping"] = not_serving()
+        step = decide(DEPLOYMENT, creating(state_changed_at=ago(hours=5)), env)
+        assert step.to == D.WARMING and step.effect is None
+
+    def test_the_delete_of_a_deployment_given_up_is_sent(self):
+        env = make_env()
+        env.azure.arm.script["get"] = info(NAME, "Creating")
+        env.azure.arm.script["begin_delete"] = None
+        dep = creating(create_requested_at=ago(hours=7))
+        outcome = run_effect(DEPLOYMENT, dep, decide(DEPLOYMENT, dep, env), env)
+        assert env.azure.arm.called("begin_delete") == [(NAME,)]
+        assert outcome.set == {"last_error": None}
+
+    @pytest.mark.parametrize("fields,gives_up", [
+        ({"blocked_since": NOW - BLOCKED_LIMIT - timedelta(minutes=1)}, True),
+        ({"blocked_since": None, "state_changed_at": ago(days=8)}, True),
+        ({"blocked_since": ago(days=8), "state_changed_at": ago(hours=1)}, True),   # blocked again and again
+        ({"blocked_since": NOW - BLOCKED_LIMIT + timedelta(minutes=1)}, False),
+        ({"blocked_since": None}, False),
+    ])
+    def test_blocked_for_too_long_fails(self, fields, gives_up):
+        env = make_env()
+        env.azure.arm.script["get"] = None
+        dep = deployment("deploy_blocked", blocked_reason="quota: the account has no room for it", attempts=40,
+                         create_requested_at=ago(days=8), **fields)
+        step = decide(DEPLOYMENT, dep, env)
+        if not gives_up:
+            assert step.to == D.CREATING and isinstance(step.effect, Put)
+            return
+        assert step.to == D.FAILED and step.effect is None  # nothing of ours to delete: it was never created
+        assert "blocked for" in step.why and "days (quota: the account has no room for it)" in step.why
+        assert step.set["blocked_reason"] == step.why
+        assert actions(step) == [("create", "failed")]
+        assert env.azure.calls == []  # ARM is not asked any more
+
+    @pytest.mark.parametrize("before,after", [(None, NOW), (ago(days=3), ago(days=3))])
+    def test_a_block_records_since_when_it_is_blocked(self, before, after):
+        env = make_env()
+        env.azure.arm.script["get"] = None
+        env.azure.arm.script["begin_create"] = quota()
+        dep = deployment("creating", blocked_since=before)
+        outcome = run_effect(DEPLOYMENT, dep, decide(DEPLOYMENT, dep, env), env)
+        assert outcome.to == D.DEPLOY_BLOCKED and outcome.set["blocked_since"] == after
 
 
 def test_the_trail_gets_the_steps_events_and_the_ticks_report():
@@ -329,13 +506,13 @@ class TestKeep:
 
     def test_recent_activity_no_longer_postpones_close_to_the_deadline(self):
         created = ago(hours=22)            # 2 h left
-        env = keeper_env(arm_has(created, sku="DeveloperTier"))
+        env = keeper_env(arm_has(created, sku="DeveloperTier"), activity=activity())
         step = decide(DEPLOYMENT, serving(created=created, sku="DeveloperTier", last_activity=ago(minutes=5)), env)
         assert step.to == D.REDEPLOYING
 
     @pytest.mark.parametrize("state", ["active", "restored"])
     def test_redeploy_near_the_deadline_deletes_it_first(self, state):
-        env = keeper_env(arm_has(ago(days=14)))
+        env = keeper_env(arm_has(ago(days=14)), activity=activity())
         step = decide(DEPLOYMENT, serving(state, created=ago(days=14)), env)
         deadline = ago(days=14) + IDLE
         assert step.to == D.REDEPLOYING and step.effect == Delete(NAME) and step.poll == POLL_SECONDS
@@ -345,7 +522,7 @@ class TestKeep:
         assert actions(step) == [("redeploy", "started")]
 
     def test_the_delete_is_sent_and_a_refusal_is_recorded(self):
-        env = keeper_env(arm_has(ago(days=14)))
+        env = keeper_env(arm_has(ago(days=14)), activity=activity())
         dep = serving(created=ago(days=14))
         step = decide(DEPLOYMENT, dep, env)
         env.azure.arm.script["begin_delete"] = None
@@ -403,6 +580,113 @@ class TestKeep:
         assert step.set["attempts"] == 1
         assert step.set["next_attempt_at"] == NOW + timedelta(seconds=KEEP_RETRY.backoff(1))
         assert actions(step) == [("check", "failed")]
+
+
+class TestKeepWithoutMetrics:
+    """Without this tick's request metrics a busy deployment cannot be told from an idle one:
+    nothing is deleted on a guess; a ping keeps it."""
+
+    @pytest.mark.parametrize("policy,sku,created,effect", [
+        ("redeploy", "Standard", ago(days=14), Ping),
+        ("redeploy", "GlobalStandard", ago(days=14), Ping),
+        (None, "Standard", ago(days=14), Ping),                    # the default policy is redeploy
+        ("ping", "Standard", ago(days=14), Ping),
+        ("ping", "DeveloperTier", ago(hours=20), Delete),         # deleted at 24 h whatever its use
+        ("redeploy", "DeveloperTier", ago(hours=20), Delete),  # a ping cannot keep it: re-created
+    ])
+    def test_near_the_deadline_without_metrics_it_is_pinged_not_deleted(self, policy, sku, created, effect):
+        env = keeper_env(arm_has(created, sku=sku), activity=None)
+        step = decide(DEPLOYMENT, serving(created=created, sku=sku, keep_alive=policy), env)
+        assert isinstance(step.effect, effect)
+        if effect is Ping:
+            assert step.to is None
+            if policy != "ping":
+                assert "no fresh request metrics" in step.effect.why and "nothing is deleted" in step.effect.why
+        else:
+            assert step.to == D.REDEPLOYING
+
+    def test_the_fail_safe_ping_moves_the_deadline(self):
+        env = keeper_env(arm_has(ago(days=14)), activity=None)
+        env.azure.inference.script["ping"] = answered()
+        dep = serving(created=ago(days=14))
+        outcome = run_effect(DEPLOYMENT, dep, decide(DEPLOYMENT, dep, env), env)
+        assert outcome.to is None and outcome.set["idle_deadline"] == NOW + IDLE and outcome.set["pings"] == 1
+        assert actions(outcome) == [("ping", "ok")] and "no fresh request metrics" in outcome.events[0]["reason"]
+        assert env.azure.arm.calls == []  # nothing was deleted
+
+    def test_with_metrics_showing_no_use_it_is_redeployed(self):
+        env = keeper_env(arm_has(ago(days=14)), activity=activity())
+        step = decide(DEPLOYMENT, serving(created=ago(days=14)), env)
+        assert step.to == D.REDEPLOYING and step.effect == Delete(NAME)
+
+    @pytest.mark.parametrize("answer", [
+        answered(),
+        ping_failed(azure_error("transient", "429", "Too many requests", 429)),
+        ping_failed(azure_error("invalid", "content_filter", "the prompt was filtered", 400)),
+    ], ids=["answered", "throttled", "content-filtered"])
+    def test_a_ping_that_reached_the_deployment_counts_as_the_keep_alive(self, answer):
+        env = keeper_env(arm_has(ago(days=14)), activity=None)
+        env.azure.inference.script["ping"] = answer
+        dep = serving(created=ago(days=14), keep_alive="ping", pings=4)
+        outcome = run_effect(DEPLOYMENT, dep, decide(DEPLOYMENT, dep, env), env)
+        assert outcome.set["pings"] == 5 and outcome.set["last_activity"] == NOW
+        assert outcome.set["idle_deadline"] == NOW + IDLE and outcome.set["last_error"] is None
+
+
+class TestSnapshot:
+    """What ARM showed of the deployment (SKU, tags, content filter, upgrade option) is kept,
+    so a redeploy or restore re-creates it as it was."""
+
+    @pytest.mark.parametrize("recorded,arm_props,written", [
+        (None, {"raiPolicyName": "strict", "versionUpgradeOption": "NoAutoUpgrade"}, True),
+        (SNAPSHOT, {"raiPolicyName": "strict", "versionUpgradeOption": "NoAutoUpgrade"}, False),
+        (SNAPSHOT, {"raiPolicyName": "Microsoft.Default", "versionUpgradeOption": "NoAutoUpgrade"}, True),
+        (SNAPSHOT, None, False),                   # ARM's answer not at hand: what is recorded stays
+        (None, None, False),
+    ])
+    def test_bookkeeping_records_arms_snapshot_when_it_changed(self, recorded, arm_props, written):
+        arm = info(NAME, "Succeeded", created_at=ago(days=1), properties=arm_props)
+        env = keeper_env([arm], activity=activity())
+        step = decide(DEPLOYMENT, serving(arm_snapshot=recorded), env)
+        assert step.to is None and step.effect is None
+        if not written:
+            assert step.noop
+            return
+        assert step.set["arm_snapshot"] == arm.snapshot
+        assert step.set["arm_snapshot"]["properties"]["raiPolicyName"] == arm_props["raiPolicyName"]
+        assert "provisioningState" not in step.set["arm_snapshot"]["properties"]  # read-only parts are not kept
+
+    @pytest.mark.parametrize("arm_props,recorded,kept", [
+        ({"raiPolicyName": "strict"}, None, "arm"),
+        (None, SNAPSHOT, "row"),
+        (None, None, None),
+    ])
+    def test_the_redeploy_records_the_snapshot_it_will_re_create(self, arm_props, recorded, kept):
+        arm = info(NAME, "Succeeded", created_at=ago(days=14), properties=arm_props)
+        env = keeper_env([arm], activity=activity())
+        step = decide(DEPLOYMENT, serving(created=ago(days=14), arm_snapshot=recorded), env)
+        assert step.to == D.REDEPLOYING
+        assert step.set["arm_snapshot"] == {"arm": arm.snapshot, "row": recorded, None: None}[kept]
+
+    def test_active_records_the_snapshot(self):
+        arm = info(NAME, "Succeeded", properties={"raiPolicyName": "strict"})
+        env = make_env()
+        env.azure.arm.script["get"] = arm
+        env.azure.inference.script["ping"] = answered()
+        step = decide(DEPLOYMENT, creating(), env)
+        assert step.to == D.ACTIVE and step.set["arm_snapshot"] == arm.snapshot
+
+    @pytest.mark.parametrize("state,to", [("redeploying", D.RECREATING), ("missing", D.RESTORING),
+                                          ("recreating", D.RECREATING), ("restoring", D.RESTORING)])
+    def test_a_re_creation_sends_the_snapshot_and_the_job(self, state, to):
+        env = make_env()
+        env.azure.arm.script["get"] = None
+        env.azure.arm.script["begin_create"] = ("Accepted", OP)
+        dep = deployment(state, arm_snapshot=SNAPSHOT, job_id="job-7")
+        step = decide(DEPLOYMENT, dep, env)
+        assert step.to in (to, None) and isinstance(step.effect, Put)
+        run_effect(DEPLOYMENT, dep, step, env)
+        assert env.azure.arm.called("begin_create") == [(NAME, MODEL, "Standard", 1, "job-7", SNAPSHOT)]
 
 
 class TestExpired:

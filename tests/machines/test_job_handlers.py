@@ -306,9 +306,12 @@ class TestAfterSuccess:
     def test_storing_the_results_copies_the_csv_and_summarises_it(self):
         env = make_env()
         env.azure.jobs.script["file_content"] = RESULTS_CSV
+        env.azure.files.script["delete"] = True
         rec = succeeded_job(results_blob=None, trained_tokens=999)
         outcome = run_effect(JOB, rec, decide(JOB, rec, env), env)
         assert env.azure.blobs.called("put") == [("results", "job-1/results.csv", RESULTS_CSV)]
+        # Copied: the result file is deleted at Azure OpenAI (a resource holds 100 files).
+        assert env.azure.files.called("delete") == [("file-results",)]
         assert outcome.set["results_blob"] == "results/job-1/results.csv"
         metrics = outcome.set["metrics"]
         assert metrics["steps"] == 2 and metrics["trained_tokens"] == 999
@@ -397,9 +400,22 @@ class TestRequestDeployment:
         assert (row["state"], row["job_id"], row["model"], row["capacity"]) == ("creating", "job-1", MODEL, 2)
         assert repos.deployment_index.entry(row.row_key) is not None  # followed by monitor ticks
 
-    def test_a_name_held_by_another_job_blocks_the_deployment(self):
+    @pytest.mark.parametrize("dep_state", ["active", "creating", "expired"])
+    def test_a_name_another_job_deployed_becomes_a_release_channel_for_this_jobs_model(self, dep_state):
         repos = FakeRepos()
-        repos.put_deployment("ft-demo", state="active", job_id="job-0", model="other-model")
+        repos.put_deployment("ft-demo", state=dep_state, job_id="job-0", model="other-model")
+        env = make_env(repos=repos)
+        rec = succeeded_job()
+        outcome = run_effect(JOB, rec, decide(JOB, rec, env), env)
+        assert outcome.to is None and outcome.set == {}  # stays deploying: the channel will roll forward
+        row = repos.find_deployment("ft-demo")
+        # The other job's deployment serves on; this job's model is asked for under the same name.
+        assert (row["job_id"], row["model"], row["state"]) == ("job-0", "other-model", dep_state)
+        assert (row["pending_model"], row["pending_job_id"]) == (MODEL, "job-1")
+
+    def test_a_name_held_by_another_jobs_failed_deployment_blocks_the_deployment(self):
+        repos = FakeRepos()
+        repos.put_deployment("ft-demo", state="failed", job_id="job-0", model="other-model")
         env = make_env(repos=repos)
         rec = succeeded_job()
         outcome = run_effect(JOB, rec, decide(JOB, rec, env), env)
@@ -407,7 +423,8 @@ class TestRequestDeployment:
         assert "job job-0" in outcome.set["blocked_reason"] and "other-model" in outcome.set["blocked_reason"]
         assert outcome.set["last_error"]["kind"] == "conflict"
         assert outcome.set["attempts"] == 1 and outcome.next == RETRY.backoff(1)
-        assert repos.find_deployment("ft-demo")["job_id"] == "job-0"  # the other job's row is left alone
+        row = repos.find_deployment("ft-demo")
+        assert row["job_id"] == "job-0" and row.get("pending_model") is None  # the other job's row is left alone
 
 
 # ============================================================================ deploying
@@ -488,14 +505,58 @@ class TestFollowDeployment:
         assert "cannot deploy here" in step.why
 
     @pytest.mark.parametrize("owner,who", [("job-0", "job job-0"), (None, "another deployment")])
-    def test_a_row_belonging_to_another_job_blocks_as_a_conflict(self, owner, who):
+    def test_a_blocked_job_whose_name_another_job_holds_stays_blocked_as_a_conflict(self, owner, who):
         repos = FakeRepos()
         repos.put_deployment("ft-demo", state="active", job_id=owner, model="someone-elses-model")
         env = make_env(repos=repos)
-        step = decide(JOB, deploying_job(attempts=1), env)
+        step = decide(JOB, deploying_job("deploy_blocked", attempts=1), env)
         assert step.to == S.DEPLOY_BLOCKED
         assert who in step.set["blocked_reason"] and step.set["last_error"]["kind"] == "conflict"
         assert step.set["attempts"] == 2 and step.next == RETRY.backoff(2)
+
+    @pytest.mark.parametrize("status,to,why", [
+        ("deploying", S.DEPLOYING, ""),                                   # nothing new: no write
+        ("deploy_blocked", S.DEPLOYING, "will roll forward to"),
+    ])
+    @pytest.mark.parametrize("dep_state", ["active", "rolling", "creating", "deploy_blocked"])
+    def test_a_channel_that_will_serve_this_jobs_model_is_followed_as_deploying(self, status, to, why, dep_state):
+        repos = FakeRepos()
+        repos.put_deployment("ft-demo", state=dep_state, job_id="job-0", model="other-model",
+                             pending_model=MODEL, pending_job_id="job-1")
+        env = make_env(repos=repos)
+        step = decide(JOB, deploying_job(status), env)
+        assert step.to == to and step.effect is None and step.set == {}
+        assert why in step.why
+        assert env.azure.calls == []
+
+    @pytest.mark.parametrize("fields", [
+        {"job_id": "job-2", "previous_job_id": "job-0"},                  # a newer job rolled the channel
+        {"job_id": "job-2", "previous_job_id": "job-0", "pending_job_id": "job-3"},
+        {"job_id": "job-0", "pending_job_id": "job-2"},                   # a newer job's model replaced this one's
+    ])
+    def test_a_job_superseded_while_deploying_fails_its_deployment(self, fields):
+        repos = FakeRepos()
+        repos.put_deployment("ft-demo", state="active", model="newer-model", **fields)
+        env = make_env(repos=repos)
+        step = decide(JOB, deploying_job(), env)
+        assert step.to == S.DEPLOY_FAILED and step.effect is None
+        assert "took the deployment name ft-demo" in step.why and "newer model" in step.why
+
+    def test_a_job_whose_model_served_and_was_rolled_away_is_not_left_blocked(self):
+        repos = FakeRepos()
+        repos.put_deployment("ft-demo", state="active", job_id="job-2", model="newer-model",
+                             previous_job_id="job-1", previous_model=MODEL, activated_at=ago(minutes=1))
+        env = make_env(repos=repos)
+        step = decide(JOB, deploying_job(), env)
+        assert step.to in (S.DEPLOYED, S.DEPLOY_FAILED)  # a final state either way, not an endless retry
+
+    def test_a_job_waiting_for_a_channel_that_failed_for_good_fails(self):
+        repos = FakeRepos()
+        repos.put_deployment("ft-demo", state="failed", job_id="job-0", model="other-model",
+                             pending_model=MODEL, pending_job_id="job-1", blocked_reason="blocked for 7.0 days")
+        env = make_env(repos=repos)
+        step = decide(JOB, deploying_job(), env)
+        assert step.to == S.DEPLOY_FAILED
 
     def test_a_blocked_job_whose_deployment_is_retried_is_deploying_again(self):
         repos = FakeRepos()

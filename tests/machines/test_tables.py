@@ -31,7 +31,7 @@ MACHINES = {
 FINAL = {
     "job": {"failed", "cancelled", "gate_failed", "deployed", "deploy_failed"},
     "deployment": {"failed"},
-    "dataset": {"rejected", "ready", "upload_failed"},
+    "dataset": {"rejected", "upload_failed"},   # ready too, but for a file uploaded again on demand
 }
 
 
@@ -82,7 +82,7 @@ def test_a_final_state_is_left_for_good(machine):
 def test_open_states_are_the_ones_ticks_follow():
     assert set(JOB.open_states) == set(JobState) - {JobState(s) for s in FINAL["job"]}
     assert set(DEPLOYMENT.open_states) == set(MONITOR_STATES)
-    assert set(DATASET.open_states) == {DatasetState.UPLOADING, DatasetState.PROCESSING}
+    assert set(DATASET.open_states) == {DatasetState.UPLOADING, DatasetState.WAITING, DatasetState.PROCESSING}
 
 
 def test_the_named_groups_of_states_agree_with_the_tables():

@@ -57,8 +57,9 @@ def create_job(ctx, *, suffix: str = "demo", seed: int = 7, validation: bool = F
     oid = None
     azure_status = None
     if with_azure_job:
-        job = ctx.clients.openai.fine_tuning.jobs.create(model=BASE, training_file=training, validation_file=valid,
-                                                         suffix=suffix, seed=seed)
+        extra = {"validation_file": valid} if valid else {}
+        job = ctx.clients.openai.fine_tuning.jobs.create(model=BASE, training_file=training, suffix=suffix, seed=seed,
+                                                         **extra)
         oid, azure_status = job.id, job.status
     job_id = job_id or new_job_id()
     data = {"id": job_id, "status": status or azure_status, "openai_job_id": oid, "base_model": BASE,

@@ -280,8 +280,9 @@ def test_a_ticks_calls_grow_with_open_jobs_not_history(ctx, runner, simulator):
     assert len(first) == 6, [c["path"] for c in first]
     assert {c["path"].split("/")[4] for c in first} == {r["openai_job_id"] for r in rows}
     assert calls_of_one_tick().__len__() == 6  # again: the same cost, whatever the history
-    admin.advance(3700)  # all three succeed: + results.csv and checkpoints each
-    second = calls_of_one_tick()
-    assert len(second) == 3 * 4, [c["path"] for c in second]
+    admin.advance(3700)  # all three succeed: + results.csv and checkpoints each, and the training file and
+    second = calls_of_one_tick()  # the result file are deleted at Azure OpenAI (100 files per resource)
+    assert len(second) == 3 * 6, [c["path"] for c in second]
+    assert len([c for c in second if c["method"] == "DELETE" and c["path"].startswith("/openai/files/")]) == 3 * 2
     assert all(r.row_key not in ctx.repos.open_job_ids() for r in rows)
     assert calls_of_one_tick() == []  # nothing open: no Azure OpenAI call at all
