@@ -1,6 +1,6 @@
 """Long runs on the simulated clock.
 
-    python -m devstack.scenarios keeper --days 60 --deployments 20 --seed 1
+    python -m devstack.scenarios keeper --days 60 --deployments 10 --seed 1
 
 starts Azurite and the simulator, creates the deployments through the real code
 paths (a training file and one fine-tuning job per deployment at the simulator,
@@ -40,11 +40,12 @@ log = logging.getLogger("devstack.scenarios")
 
 BASE_MODEL = "gpt-4o-mini-2024-07-18"
 METRICS_PATH = "/providers/Microsoft.Insights/metrics"
-# Fast simulated phases for provisioning; a deployment takes a few simulated seconds.
+# Fast simulated phases for provisioning; a deployment takes a few simulated seconds. Azure's
+# limits are the simulator's defaults (3 running and 20 queued jobs, 10 fine-tuned deployments,
+# one deployment per model, 100 files): the scenario lives within them.
 SCENARIO_SIM_CONFIG = {
     "file_processing_seconds": 0.05, "job_pending_seconds": 1, "job_running_seconds": 5,
-    "max_running_jobs": 50, "max_queued_jobs": 100, "deployment_create_seconds": 8,
-    "deployment_delete_seconds": 4, "lro_retry_after": 1, "max_finetuned_deployments": 100,
+    "deployment_create_seconds": 8, "deployment_delete_seconds": 4, "lro_retry_after": 1,
 }
 
 
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="scenario", required=True)
     k = sub.add_parser("keeper", help="the keeper over many simulated days")
     k.add_argument("--days", type=float, default=60)
-    k.add_argument("--deployments", type=int, default=20)
+    k.add_argument("--deployments", type=int, default=10, help="at most 10: Azure's fine-tuned deployments per resource")
     k.add_argument("--seed", type=int, default=1)
     k.add_argument("--verbose", action="store_true", help="log every keeper action")
     args = parser.parse_args(argv)
