@@ -2,7 +2,7 @@
 (management API ``2025-06-01``) as long-running operations.
 
 PUT answers 201 (new) or 200 (update) with ``provisioningState`` ``Creating``
-/ ``Accepted`` and an ``Azure-AsyncOperation`` header (the spec's
+/ ``Updating`` and an ``Azure-AsyncOperation`` header (the spec's
 ``final-state-via: azure-async-operation``): the poller follows it to
 ``{"status": "InProgress" | "Succeeded" | "Failed"}`` and then GETs the
 deployment. DELETE answers 202 with ``Azure-AsyncOperation`` and ``Location``,
@@ -109,7 +109,7 @@ async def get_deployment(request: Request) -> Response:
 @handles_errors
 async def put_deployment(request: Request) -> Response:
     sim = sim_of(request)
-    body = await read_json(request)
+    body = sim.request_schemas.writable(request.method, request.url.path, await read_json(request))
     with sim.store.lock:
         fault = sim.faults.take({"deployment_failure"}, request.method, request.url.path)
         d, op, created = sim.store.put_deployment(*_path(request), request.path_params["name"], body,
@@ -122,7 +122,7 @@ async def put_deployment(request: Request) -> Response:
 @handles_errors
 async def patch_deployment(request: Request) -> Response:
     sim = sim_of(request)
-    body = await read_json(request)
+    body = sim.request_schemas.writable(request.method, request.url.path, await read_json(request))
     with sim.store.lock:
         d = sim.store.patch_deployment(*_path(request), request.path_params["name"], body)
         return JSONResponse(render_deployment(d))

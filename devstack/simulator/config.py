@@ -10,11 +10,15 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Mapping
 
-__all__ = ["SimConfig", "ConfigError", "add_config_arguments", "config_from_args"]
+__all__ = ["SimConfig", "ConfigError", "CHOICES", "add_config_arguments", "config_from_args"]
 
 
 class ConfigError(ValueError):
     pass
+
+
+# Text fields that take one of a few values.
+CHOICES: dict[str, tuple[str, ...]] = {"deployment_model_change": ("refuse", "update")}
 
 
 @dataclass
@@ -59,14 +63,23 @@ class SimConfig:
     """Retry-After (seconds) on long-running-operation responses."""
     max_finetuned_deployments: int = 10
     """Fine-tuned deployments per account; more are refused (InsufficientQuota)."""
-    allow_duplicate_model_deployments: bool = True
-    """False: a fine-tuned model already deployed under another name is refused."""
+    allow_duplicate_model_deployments: bool = False
+    """False (Azure): a fine-tuned model already deployed under another name is refused
+    (409); True lets one fine-tuned model have several deployments."""
+    deployment_model_change: str = "refuse"
+    """What a PUT that changes the model of an existing deployment does: 'refuse' (Azure:
+    400 CannotChangeDeploymentModel) or 'update' (the deployment serves the new model in place)."""
     idle_deletion_days: float = 15.0
     """A fine-tuned deployment with no inference for this long is deleted."""
     developer_tier_hours: float = 24.0
     """A DeveloperTier deployment is deleted this long after creation."""
     location: str = "swedencentral"
     """Region reported by ARM and Azure Monitor."""
+
+    # Azure Monitor
+    metrics_ingestion_delay_seconds: float = 180.0
+    """Inference calls newer than this are not yet in metrics answers (Azure Monitor's
+    ingestion latency of platform metrics)."""
 
     def update(self, values: Mapping[str, Any]) -> None:
         """Apply ``values`` (validated first: nothing changes on error)."""
@@ -88,6 +101,11 @@ class SimConfig:
 
 def _coerce(key: str, type_name: Any, raw: Any) -> Any:
     type_name = getattr(type_name, "__name__", type_name)
+    if key in CHOICES:
+        text = str(raw).strip().lower()
+        if text not in CHOICES[key]:
+            raise ConfigError(f"{key}: expected one of {', '.join(CHOICES[key])}, got {raw!r}")
+        return text
     try:
         if type_name == "bool":
             if isinstance(raw, bool):
@@ -124,6 +142,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if type_name == "bool":
             group.add_argument(flag, dest=f.name, default=None, metavar="true|false",
                                help=f"(default {str(default).lower()})")
+        elif f.name in CHOICES:
+            group.add_argument(flag, dest=f.name, default=None, metavar="|".join(CHOICES[f.name]),
+                               help=f"(default {default})")
         else:
             group.add_argument(flag, dest=f.name, default=None, metavar=str(type_name).upper(),
                                help=f"(default {default})")

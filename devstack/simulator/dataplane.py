@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from .catalog import BASE_MODELS
 from .state import FileRec, JobRec, SimError
-from .web import handles_errors, int_param, page, read_json, sim_of
+from .web import check_form, handles_errors, int_param, page, read_json, sim_of
 
 __all__ = ["routes", "render_file", "render_job"]
 
@@ -146,6 +146,8 @@ async def upload_file(request: Request) -> Response:
     if not content_type.startswith("multipart/form-data"):
         raise SimError(400, "invalidPayload", "Uploads must be multipart/form-data with 'purpose' and 'file'.")
     async with request.form(max_files=2, max_fields=20) as form:
+        check_form(request, {k: v for k, v in form.multi_items() if isinstance(v, str)},
+                   [k for k, v in form.multi_items() if isinstance(v, UploadFile)])
         upload = form.get("file")
         purpose = form.get("purpose")
         if not isinstance(upload, UploadFile):

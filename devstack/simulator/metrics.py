@@ -5,7 +5,10 @@ counted from the inference calls the simulator saw, bucketed on the simulated
 clock at intervals ``PT1M`` to ``P1D`` (or ``FULL``), optionally split or
 filtered by the ``ModelDeploymentName`` dimension. The body is the shape
 ``azure-mgmt-monitor`` deserialises as ``Response``. As on Azure, a split
-returns a series only for dimension values with data in the timespan.
+returns a series only for dimension values with data in the timespan, at most
+``top`` of them (10 when the request has none), ranked by ``orderby`` (default:
+the aggregated value over the timespan, descending; a guess, see the README);
+calls newer than ``metrics_ingestion_delay_seconds`` are not in the answer yet.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ _DURATION_RE = re.compile(r"^P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D
                           r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
                           re.IGNORECASE)
 _INTERVALS = {60, 300, 900, 1800, 3600, 6 * 3600, 12 * 3600, 86400}
+DEFAULT_TOP = 10  # Azure Monitor: "top ... Defaults to 10"
 
 
 def parse_duration(text: str) -> float:
@@ -79,6 +83,34 @@ def _parse_filter(text: Optional[str]) -> tuple[bool, Optional[set[str]]]:
     return split, names
 
 
+def _parse_top(text: Optional[str]) -> int:
+    if text is None or not text.strip():
+        return DEFAULT_TOP
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SimError(400, "BadRequest", f"Invalid top {text!r}: a positive integer is expected.")
+    return value
+
+
+def _parse_orderby(text: Optional[str], aggregations: list[str]) -> bool:
+    """True for descending. ``orderby`` names one of the requested aggregations (``sum`` is
+    ``Total``) and optionally ``asc``/``desc`` (default ``desc``)."""
+    if text is None or not text.strip():
+        return True
+    parts = text.strip().split()
+    name = parts[0].lower()
+    name = "total" if name == "sum" else name
+    direction = parts[1].lower() if len(parts) == 2 else ("desc" if len(parts) == 1 else "")
+    if name not in aggregations or direction not in ("asc", "desc"):
+        raise SimError(400, "BadRequest", f"Invalid orderby {text!r}: use '<aggregation> asc' or '<aggregation> "
+                                          f"desc' with one of the requested aggregations "
+                                          f"({', '.join(a.capitalize() for a in aggregations)}).")
+    return direction == "desc"
+
+
 @handles_errors
 async def list_metrics(request: Request) -> Response:
     sim = sim_of(request)
@@ -116,6 +148,9 @@ async def list_metrics(request: Request) -> Response:
     if buckets > 50000:
         raise SimError(400, "BadRequest", "The query would return more than 50000 data points per series.")
     split, keep = _parse_filter(q.get("$filter"))
+    top = _parse_top(q.get("top"))
+    descending = _parse_orderby(q.get("orderby"), aggregations)
+    ingested_until = now - sim.config.metrics_ingestion_delay_seconds
     resource_id = (f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/"
                    f"Microsoft.CognitiveServices/accounts/{p['account']}")
     with sim.store.lock:
@@ -125,7 +160,7 @@ async def list_metrics(request: Request) -> Response:
     if not split:
         series[None] = [0] * buckets
     for t, _acct, name, _op, _status in calls:
-        if t < start:
+        if t < start or t > ingested_until:  # not yet ingested by Azure Monitor
             continue
         key: Optional[str] = None
         if split:
@@ -145,8 +180,14 @@ async def list_metrics(request: Request) -> Response:
             out["count"] = float(count)
         return out
 
+    # The top series by their aggregated value over the timespan (Total and Count are the same
+    # figure here), ties by name; they are returned in that order.
+    sign = -1 if descending else 1
+    ranked = sorted(series, key=lambda k: (sign * sum(series[k]), k or ""))
+    if split:
+        ranked = ranked[:top]
     timeseries = []
-    for key in sorted(series, key=lambda k: k or ""):
+    for key in ranked:
         element: dict[str, Any] = {"metadatavalues": [], "data": [point(i, c) for i, c in enumerate(series[key])]}
         if key is not None:
             element["metadatavalues"] = [{"name": {"value": DIMENSION.lower(), "localizedValue": DIMENSION},

@@ -31,6 +31,7 @@ from .clock import SimClock
 from .config import SimConfig
 from .errors import error_response, surface_of
 from .faults import TRANSPORT_KINDS, Fault, FaultRegistry, RequestLog
+from .request_schemas import RequestSchemas
 from .state import Store
 
 __all__ = ["Simulator", "build_app", "serve"]
@@ -48,6 +49,7 @@ class Simulator:
         self.store = Store(self.config, self.clock, state_file)
         self.faults = FaultRegistry()
         self.requests = RequestLog()
+        self.request_schemas = RequestSchemas()  # the published descriptions, for request bodies
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)

@@ -33,6 +33,12 @@ FILE_PURPOSES = {"fine-tune", "fine-tune-results", "assistants", "assistants_out
                  "batch_output", "evals", "evals_output"}
 SUFFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 DEPLOYMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Provisioning in progress: a new deployment is Creating, an in-place update Updating (Accepted
+# is what older records persisted).
+PROVISIONING_STATES = ("Creating", "Updating", "Accepted")
+# Deployment properties the service computes even though the description does not mark them
+# read-only: a PUT's value is ignored.
+COMPUTED_DEPLOYMENT_PROPERTIES = ("currentCapacity",)
 FT_MODEL_RE = re.compile(r"^(?P<base>.+?)\.ft-(?P<hex>[0-9a-f]{32})(?:-(?P<suffix>[A-Za-z0-9_-]+))?$")
 
 
@@ -134,7 +140,7 @@ class DeploymentRec:
     model: dict
     created_at: float
     modified_at: float
-    state: str  # Creating | Accepted | Succeeded | Failed | Deleting
+    state: str  # Creating | Updating | Succeeded | Failed | Deleting
     ready_at: float
     outcome: str
     etag: str
@@ -175,6 +181,12 @@ class OperationRec:
 
     def status(self, now: float) -> str:
         return "InProgress" if now < self.done_at else self.outcome
+
+
+def _model_identity(name: str) -> str:
+    """A deployment's model, with a base model's dated and undated names as one."""
+    base = lookup_base(name)
+    return base.name if base is not None else name
 
 
 def deployment_key(sub: str, rg: str, account: str, name: str) -> tuple[str, str, str, str]:
@@ -776,7 +788,7 @@ class Store:
     def _advance_deployments(self, now: float) -> None:
         cfg = self.config
         for key, d in list(self.deployments.items()):
-            if d.state in ("Creating", "Accepted") and now >= d.ready_at:
+            if d.state in PROVISIONING_STATES and now >= d.ready_at:
                 d.state = d.outcome
                 if d.outcome == "Succeeded" and d.serving_since is None:
                     d.serving_since = d.ready_at
@@ -857,6 +869,13 @@ class Store:
             existing = self.deployments.get(key)
             if existing is not None and existing.state == "Deleting":
                 raise SimError(409, "Conflict", f"The deployment '{name}' is being deleted.")
+            old_model = existing.model.get("name") if existing is not None else None
+            if old_model is not None and _model_identity(old_model) != _model_identity(str(model["name"])) \
+                    and cfg.deployment_model_change != "update":
+                raise SimError(400, "CannotChangeDeploymentModel",
+                               f"The model of the deployment '{name}' cannot be changed from '{old_model}' to "
+                               f"'{model['name']}'. Delete the deployment and create it again, or deploy the "
+                               "model under another name.")
             if fine_tuned:
                 others = [d for k, d in self.deployments.items()
                           if k[:3] == key[:3] and k != key and d.fine_tuned and d.state != "Failed"]
@@ -880,28 +899,32 @@ class Store:
                             "message": fault.get("message") or
                             "This operation require 1 new capacity in quota for the deployment, which is bigger "
                             "than the current available capacity 0."}
-            model_out = {"format": "OpenAI", "name": model["name"],
+            # Everything the PUT sent is kept and returned (the body arrives without read-only and
+            # undeclared properties: what the resource provider's model keeps); a PUT replaces the
+            # whole resource, so what it leaves out is gone (tags) or back to its default.
+            model_out = {"format": model.get("format") or "OpenAI", "name": model["name"],
                          "version": str(model.get("version") or ("1" if fine_tuned else base.version))}
             for extra in ("source", "sourceAccount", "publisher"):
-                if model.get(extra):
+                if model.get(extra) is not None:
                     model_out[extra] = model[extra]
-            extra_props = {k: props[k] for k in ("raiPolicyName", "versionUpgradeOption", "scaleSettings",
-                                                 "capacitySettings", "parentDeploymentName") if k in props}
-            sku_out = {"name": sku["name"], "capacity": capacity}
+            extra_props = {k: v for k, v in props.items()
+                           if k != "model" and k not in COMPUTED_DEPLOYMENT_PROPERTIES}
+            sku_out = {"name": sku["name"], **{k: v for k, v in sku.items() if k not in ("name", "capacity")},
+                       "capacity": capacity}
+            tags = dict(body["tags"]) if isinstance(body.get("tags"), dict) else None
             if existing is None or existing.state == "Failed":
                 d = DeploymentRec(subscription=sub, resource_group=rg, account=account, name=name, sku=sku_out,
                                   model=model_out, created_at=now, modified_at=now, state="Creating",
                                   ready_at=op.done_at, outcome=op.outcome, etag=_hex(), operation_id=op.id,
                                   fine_tuned=fine_tuned, kind=base.kind, extra_properties=extra_props,
-                                  tags=body.get("tags"), error=op.error)
+                                  tags=tags, error=op.error)
                 created = existing is None
-            else:
+            else:  # in place: same model, or a new one with deployment_model_change=update
                 d = existing
-                d.sku, d.model, d.extra_properties = sku_out, model_out, extra_props
-                d.tags = body.get("tags", d.tags)
+                d.sku, d.model, d.extra_properties, d.tags = sku_out, model_out, extra_props, tags
                 d.fine_tuned, d.kind = fine_tuned, base.kind
                 d.modified_at = now
-                d.state, d.ready_at, d.outcome, d.error = "Accepted", op.done_at, op.outcome, op.error
+                d.state, d.ready_at, d.outcome, d.error = "Updating", op.done_at, op.outcome, op.error
                 d.etag, d.operation_id = _hex(), op.id
                 created = False
             self.deployments[key] = d
@@ -919,10 +942,12 @@ class Store:
                 sku = body["sku"]
                 if sku.get("name") and DEPLOYMENT_SKUS.get(str(sku["name"]).lower()) != d.sku_name:
                     raise SimError(400, "InvalidResourceProperties", "The SKU name of a deployment cannot change.")
-                if "capacity" in sku:
-                    d.sku = {**d.sku, "capacity": sku["capacity"]}
+                capacity = sku.get("capacity", d.sku.get("capacity", 1))
+                if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+                    raise SimError(400, "InvalidResourceProperties", "sku.capacity must be a positive integer.")
+                d.sku = {**d.sku, **{k: v for k, v in sku.items() if k != "name"}}
             if "tags" in body:
-                d.tags = body["tags"]
+                d.tags = dict(body["tags"]) if isinstance(body["tags"], dict) else None
             d.modified_at = self.now()
             d.etag = _hex()
             self.dirty = True

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import error_response
+from .errors import error_response, surface_of
+from .request_schemas import BodyRefused
 from .state import SimError
 
 if TYPE_CHECKING:
     from .server import Simulator
 
-__all__ = ["sim_of", "read_json", "handles_errors", "int_param", "page"]
+__all__ = ["sim_of", "read_json", "check_form", "refusal", "handles_errors", "int_param", "page"]
 
 
 def sim_of(request: Request) -> "Simulator":
@@ -22,13 +23,43 @@ def sim_of(request: Request) -> "Simulator":
 
 
 async def read_json(request: Request) -> Any:
+    """The JSON body, checked against the operation's published request schema (when a
+    description covers the request: not inference, not admin)."""
+    path = request.url.path
+    code = "InvalidRequestContent" if surface_of(path) == "arm" else ""
     raw = await request.body()
     if not raw.strip():
-        raise SimError(400, "", "The request body is empty; a JSON object is expected.")
+        raise SimError(400, code, "The request body is empty; a JSON object is expected.")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except ValueError:
-        raise SimError(400, "", "The request body is not valid JSON.") from None
+        message = "The request body is not valid JSON."
+        if code:
+            message = f"The request content was invalid and could not be deserialized: {message[0].lower()}{message[1:]}"
+        raise SimError(400, code, message) from None
+    try:
+        sim_of(request).request_schemas.check_json(request.method, path, body)
+    except BodyRefused as exc:
+        raise refusal(path, exc) from None
+    return body
+
+
+def check_form(request: Request, fields: dict[str, Any], files: list[str]) -> None:
+    """A multipart form checked against the operation's published ``formData`` parameters."""
+    try:
+        sim_of(request).request_schemas.check_form(request.method, request.url.path, fields, files)
+    except BodyRefused as exc:
+        raise refusal(request.url.path, exc) from None
+
+
+def refusal(path: str, exc: BodyRefused) -> SimError:
+    """The surface's 400 for a body its published schema refuses: data plane ``invalidPayload``
+    (the spec's ErrorCode for "the request data is invalid"), ARM ``InvalidRequestContent``."""
+    if surface_of(path) == "arm":
+        return SimError(400, "InvalidRequestContent",
+                        f"The request content was invalid and could not be deserialized: {exc.message}.",
+                        target=exc.field)
+    return SimError(400, "invalidPayload", f"The request body is invalid: {exc.message}.", target=exc.field)
 
 
 def handles_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:

@@ -11,126 +11,77 @@ simulator sends on purpose are listed in ``ALLOWED_EXTRAS``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.parse
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import jsonschema
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-# The published API descriptions, given beside the checkout (read-only, present in CI too).
-# SPECS_DIR overrides the location.
-SPECS = Path(os.environ.get("SPECS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "specs" / "azure-openai")
-if not SPECS.is_dir():
-    raise RuntimeError(f"the published API descriptions are not at {SPECS}: the conformance tests need "
-                       f"../shared/specs/azure-openai beside the checkout (or SPECS_DIR)")
-DATA_PLANE = SPECS / "data-plane/AzureOpenAI/authoring/preview/2025-04-01-preview/azureopenai.json"
-ARM = SPECS / "resource-manager/Microsoft.CognitiveServices/stable/2025-06-01/cognitiveservices.json"
+# The specs, their loader and the common-types substitute are the simulator's (it validates request
+# bodies against the same descriptions): one copy.
+from devstack.simulator.request_schemas import (ARM, COMMON_TYPES, COMMON_TYPES_REF, DATA_PLANE, SPECS,  # noqa: F401
+                                                Operation, SwaggerSpec)
 
-# The ARM description refers to ../../../../../common-types/resource-management/v2/types.json, which is
-# not in the spec files we have. This is a small local substitute for the definitions it uses, written
-# from the ARM resource provider contract (common-types v2): Resource / ProxyResource (id, name, type,
-# systemData, all read-only), systemData, and the ARM error envelope. ErrorDetail requires code and
-# message here (the RPC requires both; common-types leaves them optional), so the check is stricter.
-COMMON_TYPES: dict[str, Any] = {
-    "definitions": {
-        "Resource": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string", "readOnly": True},
-                "name": {"type": "string", "readOnly": True},
-                "type": {"type": "string", "readOnly": True},
-                "systemData": {"$ref": "#/definitions/systemData"},
-            },
+# Response-only definitions that are not in the spec files at all, added to the common-types substitute.
+RESPONSE_TYPES: dict[str, Any] = {
+    # Not in the Cognitive Services description (ARM RPC "Azure-AsyncOperation" resource); written
+    # from the RPC so the operation-status bodies are checked too.
+    "OperationStatus": {
+        "type": "object",
+        "required": ["id", "name", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["InProgress", "Succeeded", "Failed", "Canceled"]},
+            "startTime": {"type": "string", "format": "date-time"},
+            "endTime": {"type": "string", "format": "date-time"},
+            "error": {"$ref": "#/definitions/ErrorDetail"},
         },
-        "ProxyResource": {"type": "object", "allOf": [{"$ref": "#/definitions/Resource"}]},
-        "AzureEntityResource": {"type": "object", "allOf": [{"$ref": "#/definitions/Resource"}],
-                                "properties": {"etag": {"type": "string", "readOnly": True}}},
-        "systemData": {
-            "type": "object",
-            "properties": {
-                "createdBy": {"type": "string"},
-                "createdByType": {"type": "string", "enum": ["User", "Application", "ManagedIdentity", "Key"]},
-                "createdAt": {"type": "string", "format": "date-time"},
-                "lastModifiedBy": {"type": "string"},
-                "lastModifiedByType": {"type": "string",
-                                       "enum": ["User", "Application", "ManagedIdentity", "Key"]},
-                "lastModifiedAt": {"type": "string", "format": "date-time"},
-            },
+    },
+    # Azure Monitor metrics are not in the spec files either: the shape azure-mgmt-monitor deserialises
+    # as ``Response`` (required fields as its models require them).
+    "MetricsResponse": {
+        "type": "object",
+        "required": ["timespan", "value"],
+        "properties": {
+            "cost": {"type": "integer", "minimum": 0},
+            "timespan": {"type": "string"},
+            "interval": {"type": "string"},
+            "namespace": {"type": "string"},
+            "resourceregion": {"type": "string"},
+            "value": {"type": "array", "items": {"$ref": "#/definitions/Metric"}},
         },
-        "ErrorAdditionalInfo": {"type": "object", "properties": {"type": {"type": "string"}, "info": {}}},
-        "ErrorDetail": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "target": {"type": "string"},
-                "details": {"type": "array", "items": {"$ref": "#/definitions/ErrorDetail"}},
-                "additionalInfo": {"type": "array", "items": {"$ref": "#/definitions/ErrorAdditionalInfo"}},
-            },
+    },
+    "LocalizableString": {"type": "object", "required": ["value"],
+                          "properties": {"value": {"type": "string"}, "localizedValue": {"type": "string"}}},
+    "Metric": {
+        "type": "object",
+        "required": ["id", "type", "name", "unit", "timeseries"],
+        "properties": {
+            "id": {"type": "string"}, "type": {"type": "string"},
+            "name": {"$ref": "#/definitions/LocalizableString"},
+            "displayDescription": {"type": "string"}, "errorCode": {"type": "string"},
+            "errorMessage": {"type": "string"}, "unit": {"type": "string"},
+            "timeseries": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "metadatavalues": {"type": "array", "items": {
+                        "type": "object", "properties": {"name": {"$ref": "#/definitions/LocalizableString"},
+                                                         "value": {"type": "string"}}}},
+                    "data": {"type": "array", "items": {
+                        "type": "object", "required": ["timeStamp"],
+                        "properties": {"timeStamp": {"type": "string", "format": "date-time"},
+                                       "average": {"type": "number"}, "minimum": {"type": "number"},
+                                       "maximum": {"type": "number"}, "total": {"type": "number"},
+                                       "count": {"type": "number"}}}},
+                }}},
         },
-        "ErrorResponse": {"type": "object", "required": ["error"],
-                          "properties": {"error": {"$ref": "#/definitions/ErrorDetail"}}},
-        # Not in the Cognitive Services description at all (ARM RPC "Azure-AsyncOperation" resource);
-        # written from the RPC so the operation-status bodies are checked too.
-        "OperationStatus": {
-            "type": "object",
-            "required": ["id", "name", "status"],
-            "properties": {
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "status": {"type": "string", "enum": ["InProgress", "Succeeded", "Failed", "Canceled"]},
-                "startTime": {"type": "string", "format": "date-time"},
-                "endTime": {"type": "string", "format": "date-time"},
-                "error": {"$ref": "#/definitions/ErrorDetail"},
-            },
-        },
-        # Azure Monitor metrics are not in the spec files either: the shape azure-mgmt-monitor deserialises
-        # as ``Response`` (required fields as its models require them).
-        "MetricsResponse": {
-            "type": "object",
-            "required": ["timespan", "value"],
-            "properties": {
-                "cost": {"type": "integer", "minimum": 0},
-                "timespan": {"type": "string"},
-                "interval": {"type": "string"},
-                "namespace": {"type": "string"},
-                "resourceregion": {"type": "string"},
-                "value": {"type": "array", "items": {"$ref": "#/definitions/Metric"}},
-            },
-        },
-        "LocalizableString": {"type": "object", "required": ["value"],
-                              "properties": {"value": {"type": "string"}, "localizedValue": {"type": "string"}}},
-        "Metric": {
-            "type": "object",
-            "required": ["id", "type", "name", "unit", "timeseries"],
-            "properties": {
-                "id": {"type": "string"}, "type": {"type": "string"},
-                "name": {"$ref": "#/definitions/LocalizableString"},
-                "displayDescription": {"type": "string"}, "errorCode": {"type": "string"},
-                "errorMessage": {"type": "string"}, "unit": {"type": "string"},
-                "timeseries": {"type": "array", "items": {
-                    "type": "object",
-                    "properties": {
-                        "metadatavalues": {"type": "array", "items": {
-                            "type": "object", "properties": {"name": {"$ref": "#/definitions/LocalizableString"},
-                                                             "value": {"type": "string"}}}},
-                        "data": {"type": "array", "items": {
-                            "type": "object", "required": ["timeStamp"],
-                            "properties": {"timeStamp": {"type": "string", "format": "date-time"},
-                                           "average": {"type": "number"}, "minimum": {"type": "number"},
-                                           "maximum": {"type": "number"}, "total": {"type": "number"},
-                                           "count": {"type": "number"}}}},
-                    }}},
-            },
-        },
-    }
+    },
 }
+
+# Values of extensible enums (x-ms-enum modelAsString) the simulator sends that the description does not
+# list: ARM's conventional state of a resource being updated in place.
+ENUM_EXTRAS = {("DeploymentProperties", "provisioningState"): ["Updating"]}
 
 # Fields the simulator sends that a definition does not declare, on purpose.
 ALLOWED_EXTRAS = {
@@ -139,53 +90,17 @@ ALLOWED_EXTRAS = {
 }
 
 
-@dataclass
-class Operation:
-    spec: "SwaggerSpec"
-    method: str
-    template: str
-    regex: re.Pattern
-    responses: dict
-    operation_id: str
-
-
-class SwaggerSpec:
-    def __init__(self, path: Path, prefix: str = "", extra: Optional[dict[str, dict]] = None) -> None:
-        self.doc = json.loads(path.read_text())
-        self.uri = path.resolve().as_uri()
-        self.prefix = prefix
-        registry = Registry().with_resource(self.uri, Resource(contents=self.doc, specification=DRAFT4))
-        for relative, doc in (extra or {}).items():
-            registry = registry.with_resource(urllib.parse.urljoin(self.uri, relative),
-                                              Resource(contents=doc, specification=DRAFT4))
-        self.registry = registry
-        self.operations: list[Operation] = []
-        for template, item in self.doc["paths"].items():
-            pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(prefix + template)) + "$"
-            for method, op in item.items():
-                if method == "parameters":
-                    continue
-                self.operations.append(Operation(self, method.upper(), template, re.compile(pattern, re.I),
-                                                 op.get("responses", {}), op.get("operationId", "")))
-
-    def schema_ref(self, ref: str) -> dict:
-        return {"$ref": urllib.parse.urljoin(self.uri, ref)}
-
-    def find(self, method: str, path: str) -> Optional[Operation]:
-        for op in self.operations:
-            if op.method == method.upper() and op.regex.match(path):
-                return op
-        return None
-
-
 class Conformance:
     """Validates responses; collects violations instead of raising (hooks run inside SDK calls)."""
 
     def __init__(self) -> None:
-        common = "../../../../../common-types/resource-management/v2/types.json"
+        common = {"definitions": {**COMMON_TYPES["definitions"], **RESPONSE_TYPES}}
         self.data_plane = SwaggerSpec(DATA_PLANE, prefix="/openai")
-        self.arm = SwaggerSpec(ARM, extra={common: COMMON_TYPES})
-        self.common_uri = urllib.parse.urljoin(self.arm.uri, common)
+        self.arm = SwaggerSpec(ARM, extra={COMMON_TYPES_REF: common})
+        for (definition, prop), values in ENUM_EXTRAS.items():
+            enum = self.arm.doc["definitions"][definition]["properties"][prop]["enum"]
+            enum.extend(v for v in values if v not in enum)
+        self.common_uri = urllib.parse.urljoin(self.arm.uri, COMMON_TYPES_REF)
         self.violations: list[str] = []
         self.checked: list[tuple[str, str, int, str, str]] = []  # (method, path, status, schema, operationId)
 

@@ -132,7 +132,8 @@ def test_every_operation_and_its_errors_conform(admin, raw, conformance):
     assert raw.get(put.headers["Azure-AsyncOperation"], headers=BEARER).json()["status"] == "Succeeded"
     assert raw.get(dep, params=ARM_V, headers=BEARER).json()["properties"]["provisioningState"] == "Succeeded"
     assert raw.put(dep, params=ARM_V, headers=BEARER, json=body).status_code == 200
-    assert raw.patch(dep, params=ARM_V, headers=BEARER, json={"sku": {"capacity": 3}}).json()["sku"]["capacity"] == 3
+    patch = {"sku": {"name": "Standard", "capacity": 3}}
+    assert raw.patch(dep, params=ARM_V, headers=BEARER, json=patch).json()["sku"]["capacity"] == 3
     assert raw.get(f"{ACCOUNT_ID}/deployments", params=ARM_V, headers=BEARER).json()["value"]
     deleting = raw.delete(dep, params=ARM_V, headers=BEARER)
     assert deleting.status_code == 202
@@ -146,7 +147,7 @@ def test_every_operation_and_its_errors_conform(admin, raw, conformance):
     assert raw.get(dep, params=ARM_V, headers=BEARER).status_code == 404
     assert raw.put(dep, params=ARM_V, headers=BEARER, json={"sku": {"name": "Standard"}}).status_code == 400
     assert raw.put(dep, params=ARM_V, headers=BEARER, content=b"{not json").status_code == 400
-    assert raw.patch(dep, params=ARM_V, headers=BEARER, json={"sku": {"capacity": 3}}).status_code == 404
+    assert raw.patch(dep, params=ARM_V, headers=BEARER, json=patch).status_code == 404
     op_missing = f"/subscriptions/s/providers/Microsoft.CognitiveServices/locations/x/operationResults/nope"
     assert raw.get(op_missing, params=ARM_V, headers=BEARER).status_code == 404
     # metrics

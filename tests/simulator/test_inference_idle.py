@@ -56,9 +56,9 @@ def test_warm_up_after_arm_succeeded(oai, cs, admin):
 
 
 def test_idle_fine_tuned_deployment_is_deleted_after_15_days_and_a_busy_one_is_kept(oai, cs, admin):
-    model = fine_tuned_model(oai, admin)
+    model, other = fine_tuned_model(oai, admin), fine_tuned_model(oai, admin)  # one deployment per model
     deploy(cs, "idle", model)
-    deploy(cs, "busy", model)
+    deploy(cs, "busy", other)
     deploy(cs, "base-idle", BASE)  # the rule is for fine-tuned models only
     chat(oai, "busy")
 
@@ -86,9 +86,9 @@ def test_idle_fine_tuned_deployment_is_deleted_after_15_days_and_a_busy_one_is_k
 
 
 def test_developer_tier_deployment_is_deleted_24_hours_after_creation_whatever_its_activity(oai, cs, admin):
-    model = fine_tuned_model(oai, admin)
+    model, other = fine_tuned_model(oai, admin), fine_tuned_model(oai, admin)  # one deployment per model
     deploy(cs, "dev", model, sku="DeveloperTier")
-    deploy(cs, "std", model)
+    deploy(cs, "std", other)
     for _ in range(23):
         admin.advance(3600)
         chat(oai, "dev")

@@ -117,8 +117,12 @@ def test_invalid_parameters_are_refused(oai, admin):
                    {"hyperparameters": {"learning_rate_multiplier": -1}}, {"seed": "7"}):
         with pytest.raises(openai.BadRequestError):
             oai.fine_tuning.jobs.create(model=BASE, training_file=training.id, **kwargs)
-    auto = oai.fine_tuning.jobs.create(model=BASE, training_file=training.id,
-                                       hyperparameters={"n_epochs": "auto", "batch_size": "auto"})
+    # The published FineTuningHyperParameters types them as integers: "auto" is refused; leaving
+    # them out leaves them to the service.
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.fine_tuning.jobs.create(model=BASE, training_file=training.id, hyperparameters={"n_epochs": "auto"})
+    assert err.value.body["target"] == "hyperparameters.n_epochs"
+    auto = oai.fine_tuning.jobs.create(model=BASE, training_file=training.id, hyperparameters={})
     assert auto.hyperparameters.n_epochs == -1  # Azure's "not chosen yet"
     admin.advance(60)
     done = oai.fine_tuning.jobs.retrieve(auto.id)
