@@ -574,7 +574,19 @@ def cancel_job(ctx, job_id: str) -> dict[str, Any]:
     updated = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change)
     if not JOB.spec(JobState(updated["status"])).open:
         ctx.repos.close_job(row["id"])
+        _release_files(ctx, updated)
     return job_view(updated)
+
+
+def _release_files(ctx, row: Row) -> None:
+    """A job that will not train any more lets its files go (deleted unless another job needs them)."""
+    from .core.clock import Clock
+    from .machines.engine import Env
+    from .machines.files import evict_unused
+
+    env = Env(Clock(), ctx.settings, ctx.repos, _ports(ctx))
+    evict_unused(env, (row.get("training_file_id"), row.get("validation_file_id")),
+                 why=f"job {row['id']} was cancelled", except_job=row["id"])
 
 
 def _cancel_waiting(ctx, row: Row) -> Row:

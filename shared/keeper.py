@@ -112,6 +112,9 @@ class Keeper:
                 continue
             pk, rk = row.partition_key, row.row_key
             todo.append((rk, (lambda pk=pk, rk=rk: self.repos.deployments.find(pk, rk))))
+        from .machines.files import sweep
+
+        sweep(env)  # files whose deletion failed before
         engine = Engine(DEPLOYMENT, self.repos.deployments, self.repos.deployment_index, env, self.worker, report)
         visits = Pass(engine, clock, budget=self.budget, window=WINDOW_SECONDS, poll=dm.POLL_SECONDS,
                       started=started).run(todo)

@@ -256,6 +256,7 @@ class Store:
         self.deployments: dict[tuple, DeploymentRec] = {}
         self.operations: dict[str, OperationRec] = {}
         self.removed: list[dict] = []
+        self.removed_files: list[dict] = []  # deleted files: {id, filename, purpose, bytes, created_at, at}
         self.inference: list[list] = []  # [time, account_key, deployment name, operation, status]
         self.jobs_cursor = 0.0
         self.seq = 0
@@ -291,6 +292,7 @@ class Store:
                 "deployments": [asdict(d) for d in self.deployments.values()],
                 "operations": [asdict(o) for o in self.operations.values()],
                 "removed": self.removed,
+                "removed_files": self.removed_files,
                 "inference": self.inference,
             }
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -327,6 +329,7 @@ class Store:
             rec = build(OperationRec, raw)
             self.operations[rec.id] = rec
         self.removed = list(doc.get("removed", []))
+        self.removed_files = list(doc.get("removed_files", []))
         self.inference = [list(x) for x in doc.get("inference", [])]
         self.dirty = False
 
@@ -441,7 +444,9 @@ class Store:
 
     def delete_file(self, file_id: str) -> None:
         with self.lock:
-            self.get_file(file_id)
+            f = self.get_file(file_id)
+            self.removed_files.append({"id": f.id, "filename": f.filename, "purpose": f.purpose, "bytes": f.bytes,
+                                       "created_at": f.created_at, "at": self.now()})
             del self.files[file_id]
             self.blobs.delete(file_id)
             self.dirty = True
@@ -1014,5 +1019,6 @@ class Store:
                                  "serving_since": d.serving_since, "last_activity": d.last_activity}
                                 for d in self.deployments.values()],
                 "removed_deployments": list(self.removed),
+                "removed_files": list(self.removed_files),
                 "inference_calls": len(self.inference),
             }

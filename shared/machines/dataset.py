@@ -74,6 +74,7 @@ POLL_SECONDS = 2.0
 QUOTA_RETRY_SECONDS = 600.0        # the resource's file quota was full: try again this much later
 QUOTA_LIMIT = timedelta(days=7)    # …for at most this long
 PROCESSING_LIMIT = timedelta(hours=24)
+UPLOAD_LIMIT = timedelta(hours=24)  # sends failing this long (Azure refusing uploads): given up
 UPLOAD_RETRY = RetryPolicy(base_seconds=1.0, cap_seconds=30.0, transient_seconds=None, max_retry_after=30.0)
 PROCESSING_RETRY = RetryPolicy(base_seconds=2.0, cap_seconds=60.0, transient_seconds=2.0, max_retry_after=30.0)
 
@@ -380,7 +381,14 @@ def _upload_error(ds: DatasetRecord, err: AzureError, env: Env) -> Step:
 
 
 def upload(ds: DatasetRecord, env: Env) -> Step:
-    """``uploading``: the content's file, uploaded once (or an earlier upload reused)."""
+    """``uploading``: the content's file, uploaded once (or an earlier upload reused); given
+    up when sends have failed for a day."""
+    since = ds.status_changed_at
+    if since is not None and env.now - since > UPLOAD_LIMIT and ds.last_error:
+        hours = (env.now - since).total_seconds() / 3600
+        reason = (f"the upload has failed for {hours:.0f} h (last: {ds.last_error.get('message')}); given up: drop "
+                  f"the data again when Azure OpenAI accepts uploads")
+        return Step(to=S.UPLOAD_FAILED, why=reason, set={"error": reason})
     pk, rk = _anchor_keys(ds, env)
     anchor = env.repos.datasets.find(pk, rk)
     if anchor is not None:
@@ -401,7 +409,28 @@ def wait_for_space(ds: DatasetRecord, env: Env) -> Step:
         reason = (f"Azure OpenAI's file quota (100 files, 1 GB per resource) stayed full for {days:.1f} days; "
                   f"delete files the service did not make, then drop the data again")
         return Step(to=S.UPLOAD_FAILED, why=reason, set={"error": reason})
-    return Step(to=S.UPLOADING, next=0, why="trying the upload again", set={"error": None})
+    return Step(to=S.UPLOADING, next=0, why="trying the upload again", set={"error": None},
+                effect=MakeRoom(ds))
+
+
+@dataclass
+class MakeRoom:
+    """Before trying again: the file of a ready version nothing uses, used longest ago, is
+    deleted (it is uploaded again from its blob when a job needs it)."""
+
+    ds: DatasetRecord
+
+    @property
+    def what(self) -> str:
+        return "making room in the file quota"
+
+    def run(self, env: Env) -> dict[str, Any]:
+        from .files import evict_idle
+
+        freed = evict_idle(env, keep=self.ds.key, why=f"room for {self.ds.id} in a full file quota")
+        if freed:
+            log.info("Dataset %s: deleted idle file %s to make room", self.ds.id, freed)
+        return {}
 
 
 def request_reupload(repos, version_row: Row, now) -> None:
@@ -516,10 +545,12 @@ DATASET = Machine(
                   to=(S.UPLOADING, S.REJECTED)),
         StateSpec(S.REJECTED, "invalid (`errors`, the report); nothing was uploaded"),
         StateSpec(S.UPLOADING, "valid; its content is being uploaded to Azure OpenAI once",
-                  "the blob trigger, its redeliveries and monitor ticks", upload, open=True,
+                  "the blob trigger, its redeliveries and monitor ticks; given up after a day of failed sends",
+                  upload, open=True,
                   to=(S.PROCESSING, S.WAITING, S.UPLOAD_FAILED)),
         StateSpec(S.WAITING, "valid; Azure OpenAI's file quota (100 files, 1 GB) is full (`error` says so)",
-                  "a monitor tick every 10 minutes: the upload again; failed after 7 days", wait_for_space,
+                  "a monitor tick every 10 minutes: the idle file used longest ago is deleted, then the upload "
+                  "again; failed after 7 days", wait_for_space,
                   open=True, to=(S.UPLOADING, S.UPLOAD_FAILED)),
         StateSpec(S.PROCESSING, "uploaded; Azure OpenAI is processing the file",
                   "the blob trigger for a few seconds, then monitor ticks; given up after 24 h", processing,

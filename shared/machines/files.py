@@ -17,7 +17,11 @@ from ..core.errors import AzureError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evict_unused", "files_in_use"]
+__all__ = ["evict_unused", "files_in_use", "evict_idle", "delete_later", "sweep", "DELETIONS"]
+
+# Deletions that failed (Azure answered 5xx, or not at all) wait in this partition of the
+# Datasets table for the keeper's next tick: a file is never left behind for good.
+DELETIONS = "~delete"
 
 
 def files_in_use(env, *, except_job: str | None = None) -> set[str]:
@@ -51,10 +55,38 @@ def evict_unused(env, file_ids: Iterable[str | None], *, why: str, except_job: s
         try:
             env.azure.files.delete(file_id)
         except AzureError as err:
-            log.warning("Could not delete file %s (%s); it is deleted on a later occasion", file_id, err)
+            log.warning("Could not delete file %s (%s); the keeper's next tick tries again", file_id, err)
+            delete_later(env, file_id, why)
             continue
         _forget(env, file_id, why)
         deleted.append(file_id)
+    return deleted
+
+
+def delete_later(env, file_id: str, why: str) -> None:
+    """Records a file whose deletion failed, for :func:`sweep`."""
+    try:
+        env.repos.datasets.upsert({"PartitionKey": DELETIONS, "RowKey": file_id, "why": why,
+                                   "since": utc_iso(env.now)})
+    except Exception as exc:  # storage down too: the file stays until a person or a later eviction
+        log.error("Could not record the pending deletion of file %s: %s", file_id, exc)
+
+
+def sweep(env, limit: int = 50) -> list[str]:
+    """Deletes the files whose deletion failed before (one Table query; a few calls at most)."""
+    deleted = []
+    for n, row in enumerate(env.repos.datasets.partition(DELETIONS)):
+        if n >= limit:
+            break
+        file_id = row.row_key
+        if evict_unused(env, [file_id], why=row.get("why") or "a deletion that failed before"):
+            deleted.append(file_id)
+        elif file_id not in files_in_use(env):
+            continue  # failed again: it stays recorded
+        try:
+            env.repos.datasets.delete(row)
+        except Exception:
+            pass
     return deleted
 
 
@@ -73,3 +105,20 @@ def _forget(env, file_id: str, why: str) -> None:
         except Exception as exc:  # the file is gone either way; a stale id is re-checked before use
             log.warning("Could not record that file %s was deleted on %s: %s", file_id, row.row_key, exc)
     log.info("File %s deleted at Azure OpenAI (%s); the blob keeps the data", file_id, why)
+
+
+def evict_idle(env, *, keep: str | None = None, why: str) -> str | None:
+    """Makes room in a full file quota: deletes the file of the ready dataset version used
+    longest ago that no unfinished job needs (it is uploaded again when a job needs it).
+    Returns the deleted file id, or None when every file is in use."""
+    used = files_in_use(env)
+    candidates = []
+    for row in env.repos.datasets.query("file_id ne @empty", {"empty": ""}):
+        file_id = row.get("file_id")
+        if not file_id or row.row_key.startswith("upload~") or file_id in used or row.row_key == keep:
+            continue
+        candidates.append((str(row.get("updated_at") or ""), file_id))
+    for _, file_id in sorted(candidates):
+        if evict_unused(env, [file_id], why=why):
+            return file_id
+    return None

@@ -94,7 +94,9 @@ def queue_of(rows) -> dict[str, Any]:
             waiting.append(row)
         elif status in AT_AZURE and row.get("openai_job_id"):
             at_azure += 1
-    waiting.sort(key=lambda r: (str(r.get("created_at") or ""), r.row_key))
+    # Job ids sort newest first to the millisecond (shared.state.repos.time_ordered_id): the
+    # largest id is the oldest request.
+    waiting.sort(key=lambda r: r.row_key, reverse=True)
     return {"order": [r.row_key for r in waiting],
             "room": max(0, AZURE_RUNNING_JOBS + AZURE_QUEUED_JOBS - at_azure)}
 
@@ -148,7 +150,10 @@ class StoreResults:
         try:  # copied: the result file is not needed at Azure OpenAI any more (100 files per resource)
             env.azure.files.delete(self.file_id)
         except AzureError as err:
+            from .files import delete_later
+
             log.warning("job %s: could not delete the result file %s: %s", self.job_id, self.file_id, err)
+            delete_later(env, self.file_id, f"the results of job {self.job_id}, copied")
         final = metrics.get("final", {})
         log.info("job %s: results.csv stored at %s; %d steps, final train loss %s, valid loss %s", self.job_id, blob,
                  metrics.get("steps", 0), final.get("train_loss"), final.get("valid_loss"))
@@ -171,7 +176,7 @@ class ReleaseFiles:
 
         evict_unused(env, (self.job.training_file_id, self.job.validation_file_id),
                      why=f"job {self.job.key} is done training", except_job=self.job.key)
-        return {}
+        return {"files_released_at": env.now}
 
 
 @dataclass
@@ -339,7 +344,7 @@ def reconcile(job: JobRecord, env: Env) -> Step:
                     set={"openai_job_id": match["id"], "openai_status": raw, "reconciled": "adopted",
                          "reconciled_at": now})
     minutes = int((now - created).total_seconds() // 60)
-    return Step(to=S.FAILED, why=f"no Azure OpenAI job matches this submission {minutes} minutes after it was made "
+    return Step(to=S.FAILED, effect=ReleaseFiles(job), why=f"no Azure OpenAI job matches this submission {minutes} minutes after it was made "
                                  f"(training file, model, suffix, seed, creation time): it was never created",
                 set={"error": {"code": "submission_lost", "message": "The job was never created at Azure OpenAI "
                                                                      "(the submission was interrupted); submit it "
@@ -413,7 +418,7 @@ def follow(job: JobRecord, env: Env) -> Step:
         else:
             changes["error"] = {"code": "unknown", "message": "The job failed; Azure OpenAI gave no reason."}
         log.info("job %s (%s) %s: %s", job.key, oid, new, changes["error"])
-    done_training = new in (S.SUCCEEDED, S.FAILED, S.CANCELLED) and state not in (S.SUCCEEDED, S.FAILED, S.CANCELLED)
+    done_training = new in (S.SUCCEEDED, S.FAILED, S.CANCELLED) and job.files_released_at is None
     return Step(to=new, set=changes, next=0 if new == S.SUCCEEDED else None,
                 effect=ReleaseFiles(job) if done_training else None)
 

@@ -177,6 +177,7 @@ class JobRecord(Record):
     deployment_state: str | None = None
     deploy_requested_at: datetime | None = _time()
     deployed_at: datetime | None = _time()
+    files_released_at: datetime | None = _time()   # its training and validation files were let go
     reconciled: str | None = None
     reconciled_at: datetime | None = _time()
     reconcile_seen_at: datetime | None = _time()

@@ -249,3 +249,36 @@ class TestSettle:
         assert (row["status"], row["file_id"], row["error"]) == ("error", "", "bad file")
         # The same content dropped again is uploaded again, not taken for the refused file.
         assert isinstance(decide(DATASET, uploading(), env).effect, Upload)
+
+
+# ============================================================================ a full file quota, files again
+class TestFilesAsACache:
+    def test_a_waiting_dataset_makes_room_and_uploads_again(self):
+        from shared.machines.dataset import MakeRoom
+
+        env, _ = env_with()
+        step = decide(DATASET, dataset("waiting", status_changed_at=ago(hours=1)), env)
+        assert step.to == S.UPLOADING and step.next == 0 and isinstance(step.effect, MakeRoom)
+
+    def test_a_quota_full_for_a_week_fails_with_what_to_do(self):
+        env, _ = env_with()
+        step = decide(DATASET, dataset("waiting", status_changed_at=ago(days=8)), env)
+        assert step.to == S.UPLOAD_FAILED and "stayed full for 8.0 days" in step.set["error"]
+
+    def test_uploads_failing_for_a_day_are_given_up(self):
+        env, _ = env_with()
+        last = {"kind": "transient", "status": 503, "message": "unavailable", "during": "uploading"}
+        step = decide(DATASET, uploading(status_changed_at=ago(hours=25), last_error=last, attempts=40), env)
+        assert step.to == S.UPLOAD_FAILED and "failed for 25 h" in step.set["error"] and "unavailable" in step.why
+
+    def test_a_ready_version_whose_file_was_deleted_is_uploaded_again_when_a_job_wants_it(self):
+        env, _ = env_with()
+        step = decide(DATASET, dataset("ready", file_id=None, reupload_wanted_at=ago(minutes=1)), env)
+        assert step.to == S.UPLOADING and step.set["reupload_wanted_at"] is None
+
+    @pytest.mark.parametrize("fields", [{"file_id": "file-1", "reupload_wanted_at": ago(minutes=1)},
+                                        {"file_id": None}])
+    def test_a_ready_version_with_its_file_or_not_wanted_stays(self, fields):
+        env, _ = env_with()
+        step = decide(DATASET, dataset("ready", **fields), env)
+        assert step.to is None and step.close and step.effect is None

@@ -288,7 +288,9 @@ class TestAfterSuccess:
         assert env.azure.jobs.called("retrieve") == [(OID,)]
         assert step.set["last_checked_at"] == NOW and step.set["result_files"] == ["file-results"]
         assert step.set["fine_tuned_model"] == MODEL
-        assert step.to in (None, S.SUCCEEDED) and step.effect is None  # no deployment before the results
+        assert step.to in (None, S.SUCCEEDED)
+        # No deployment before the results; its training is over, so its files are let go.
+        assert type(step.effect).__name__ == "ReleaseFiles"
 
     def test_a_job_that_wants_no_deployment_is_closed_without_a_write(self):
         env = make_env()

@@ -133,6 +133,14 @@ def sim_files(admin, suffix: str) -> list[dict]:
     return [f for f in admin.state()["files"] if f.get("filename", "").endswith(suffix)]
 
 
+def files_ever(admin, suffix: str = "", purpose: str = "fine-tune") -> list[dict]:
+    """Every file the resource held with this name ending, deleted ones included (the
+    service deletes files once nothing needs them: the blob is the record)."""
+    state = admin.state()
+    return [f for f in state["files"] + state["removed_files"]
+            if f.get("filename", "").endswith(suffix) and f.get("purpose") == purpose]
+
+
 def sim_deployments(admin, name: str) -> list[dict]:
     return [d for d in admin.state()["deployments"] if d["name"] == name]
 

@@ -10,7 +10,7 @@ import pytest
 from shared.context import get_context
 from shared.settings import get_settings
 
-from .conftest import MODEL, chat_jsonl, drop, job_row, sim_deployments
+from .conftest import MODEL, chat_jsonl, drop, files_ever, job_row, sim_deployments
 from .pipeline import gap, run_pipeline, wait_seconds
 
 DEPLOYMENT = r"/accounts/[^/]+/deployments/[^/]+$"
@@ -68,11 +68,13 @@ def test_the_pipeline_completes_through_faults_at_every_step(kind, import_thresh
     # Every step met its faults (each injected fault was used up).
     left = {f["id"]: f["remaining"] for f in admin.faults()}
     assert {s: [left[i] for i in ids] for s, ids in injected.items() if any(left.get(i, 0) for i in ids)} == {}
-    # One file per content at Azure OpenAI, one job, one deployment of its model.
+    # One file per content at Azure OpenAI (deleted once the job no longer needs it), one job, one
+    # deployment of its model.
     state = admin.state()
     for name in (out.training, out.validation):
         leaf = name.rsplit("/", 1)[1]
-        assert len([f for f in state["files"] if f["filename"].endswith(leaf)]) == 1, leaf
+        assert len(files_ever(admin, leaf)) == 1, leaf
+        assert not [f for f in state["files"] if f["filename"].endswith(leaf)], f"{leaf} left at Azure"
     job = job_row(ctx, out.job_id)
     assert job["status"] == "deployed" and len(state["jobs"]) == 1
     # Whatever the faults, the results and metrics were recorded before the deployment.

@@ -11,7 +11,7 @@ import pytest
 from shared.context import get_context
 from shared.settings import get_settings
 
-from .conftest import job_row, sim_deployments
+from .conftest import files_ever, job_row, sim_deployments
 from .test_faults import STEPS
 
 ROUNDS = 8
@@ -46,5 +46,5 @@ def test_pipelines_under_random_faults(runner, app_env, admin, monkeypatch):
         # Pinged; or restored, when a late-carried DELETE of the redeploy removed it (see pipeline.py).
         assert dep["redeploys"] >= 1 and (dep["pings"] >= 1 or dep["restores"] >= 1)
     state = admin.state()
-    assert len([f for f in state["files"] if f["purpose"] == "fine-tune"]) == 2 * ROUNDS
+    assert len(files_ever(admin)) == 2 * ROUNDS  # one upload per content (each deleted once its job was done)
     assert len(state["jobs"]) == ROUNDS

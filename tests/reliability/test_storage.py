@@ -10,7 +10,7 @@ import httpx2
 from shared.context import get_context
 from shared.state.tables import ConcurrencyError, Table
 
-from .conftest import MODEL, chat_jsonl, dataset_rows, drop, job_row, post_job, sim_deployments, until
+from .conftest import MODEL, chat_jsonl, dataset_rows, drop, files_ever, job_row, post_job, sim_deployments, until
 from .pipeline import run_pipeline
 
 
@@ -40,8 +40,9 @@ def test_an_etag_conflict_on_every_second_write_still_converges(runner, app_env,
     assert calls["refused"] >= 20
     for name in (out.training, out.validation):
         [row] = dataset_rows(ctx, name)
-        assert row["status"] == "ready" and row["is_current"] is True and row["file_id"]
-    assert len(_training_files(admin)) == 2 and len(admin.state()["jobs"]) == 1
+        # Ready; its file was deleted at Azure OpenAI once the job was done with it (the blob keeps the data).
+        assert row["status"] == "ready" and row["is_current"] is True and row["file_evicted_at"]
+    assert len(files_ever(admin)) == 2 and _training_files(admin) == [] and len(admin.state()["jobs"]) == 1
     j = job_row(ctx, out.job_id)
     assert j["status"] == "deployed" and j["metrics"]["steps"] > 0 and not j.get("claimed_by")
     assert out.job_id not in ctx.repos.open_job_ids()
@@ -93,6 +94,6 @@ def test_azurite_restarted_in_the_middle_of_a_run(azurite, runner, app_env, admi
     assert row["status"] == "ready" and row["is_current"] is True
     j = job_row(ctx, job_id)
     assert j["metrics"]["steps"] > 0 and job_id not in ctx.repos.open_job_ids()
-    assert len(_training_files(admin)) == 1 and len(admin.state()["jobs"]) == 1
+    assert len(files_ever(admin)) == 1 and len(admin.state()["jobs"]) == 1
     assert [d["state"] for d in sim_deployments(admin, j["deployment_name"])] == ["Succeeded"]
     assert ctx.repos.get_deployment(j["deployment_name"])["state"] == "active"
