@@ -111,7 +111,7 @@ class Keeper:
                 report.skip(str(state))
                 continue
             pk, rk = row.partition_key, row.row_key
-            todo.append((rk, (lambda pk=pk, rk=rk: self.repos.deployments.find(pk, rk))))
+            todo.append((rk, (lambda pk=pk, rk=rk: self.repos.deployments.find(pk, rk)), row))
         from .machines.files import sweep
 
         sweep(env)  # files whose deletion failed before

@@ -84,7 +84,9 @@ class Monitor:
         env.context["queue"] = queue_of(rows)
         # Fair order: the row looked at longest ago first, so none starves when the budget runs out.
         rows.sort(key=lambda r: str(r.get("updated_at") or ""))
-        run(JOB, repos.jobs, repos.job_index, [(repos.JOB_PARTITION, r.row_key) for r in rows])
+        engine = Engine(JOB, repos.jobs, repos.job_index, env, self.worker, report)
+        Pass(engine, clock, budget=self.budget, started=started).run(
+            [(r.row_key, (lambda rk=r.row_key: repos.jobs.find(repos.JOB_PARTITION, rk)), r) for r in rows])
         new_deps = [k for k in repos.deployment_index.keys() if k not in set(dep_keys)]
         if new_deps:
             run(DEPLOYMENT, repos.deployments, repos.deployment_index, new_deps)

@@ -508,16 +508,18 @@ class Pass:
     def over_budget(self) -> bool:
         return time.monotonic() - self.started > self.budget
 
-    def run(self, rows: Iterable[tuple[str, Callable[[], Row | None]]],
+    def run(self, rows: Iterable[tuple[str, Callable[[], Row | None]] | tuple[str, Callable[[], Row | None], Row]],
             on_visit: Callable[[str, Visit], None] | None = None) -> list[tuple[str, Visit]]:
-        """``rows``: (key, a callable reading the row fresh). Returns each key's last visit."""
+        """``rows``: (key, a callable reading the row fresh[, the row as the caller already read
+        it, for the first visit: writes are ETag-guarded, so a stale one only loses its turn]).
+        Returns each key's last visit."""
         results: dict[str, Visit] = {}
         later: list[tuple[datetime, int, str, Callable[[], Row | None]]] = []
         order = itertools.count()
         window_end = self.clock.now() + timedelta(seconds=self.window)
 
-        def visit(key: str, read: Callable[[], Row | None]) -> None:
-            done = self._visit(key, read)
+        def visit(key: str, read: Callable[[], Row | None], first: Row | None = None) -> None:
+            done = self._visit(key, (lambda: first) if first is not None else read)
             if done is None:
                 return
             results[key] = done
@@ -527,13 +529,13 @@ class Pass:
                 heapq.heappush(later, (done.due, next(order), key, read))
 
         todo = list(rows)
-        for n, (key, read) in enumerate(todo):
+        for n, item in enumerate(todo):
             if self.over_budget():
                 log.warning("%s: tick budget of %.0fs used up; %d row(s) left for the next tick",
                             self.engine.m.name, self.budget, len(todo) - n)
                 self.engine.report.skip("budget")
                 break
-            visit(key, read)
+            visit(item[0], item[1], item[2] if len(item) > 2 else None)
         while later and not self.over_budget():
             due, _, key, read = heapq.heappop(later)
             wait = (due - self.clock.now()).total_seconds()
