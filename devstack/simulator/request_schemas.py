@@ -472,16 +472,9 @@ def _form_scalar(text: str, kind: str) -> Any:
     return text
 
 
-def _prune(schema: dict, instance: Any, resolver) -> Any:
-    while isinstance(schema, dict) and "$ref" in schema:
-        resolved = resolver.lookup(schema["$ref"])
-        schema, resolver = resolved.contents, resolved.resolver
-    if not isinstance(schema, dict):
-        return instance
-    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        return [_prune(schema["items"], x, resolver) for x in instance]
-    if not isinstance(instance, dict):
-        return instance
+def declared_properties(schema: dict, resolver) -> tuple[dict[str, tuple[dict, Any]], Any]:
+    """The properties an object schema declares, its own and its ``allOf`` members' ($refs
+    followed), each with the resolver of where it was declared; and its additionalProperties."""
     props: dict[str, tuple[dict, Any]] = {}
     additional = schema.get("additionalProperties")
     stack = [(schema, resolver)]
@@ -493,6 +486,20 @@ def _prune(schema: dict, instance: Any, resolver) -> Any:
         for name, sub in current.get("properties", {}).items():
             props.setdefault(name, (sub, res))
         stack.extend((member, res) for member in current.get("allOf", []))
+    return props, additional
+
+
+def _prune(schema: dict, instance: Any, resolver) -> Any:
+    while isinstance(schema, dict) and "$ref" in schema:
+        resolved = resolver.lookup(schema["$ref"])
+        schema, resolver = resolved.contents, resolved.resolver
+    if not isinstance(schema, dict):
+        return instance
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        return [_prune(schema["items"], x, resolver) for x in instance]
+    if not isinstance(instance, dict):
+        return instance
+    props, additional = declared_properties(schema, resolver)
     if not props and not isinstance(additional, dict):
         return instance  # a free-form object
     out: dict[str, Any] = {}

@@ -19,7 +19,7 @@ import jsonschema
 
 # The specs, their loader and the common-types substitute are the simulator's (it validates request
 # bodies against the same descriptions): one copy.
-from devstack.simulator.request_schemas import (ARM, COMMON_TYPES, COMMON_TYPES_REF, DATA_PLANE, SPECS,  # noqa: F401
+from devstack.simulator.request_schemas import (ARM, declared_properties, COMMON_TYPES, COMMON_TYPES_REF, DATA_PLANE, SPECS,  # noqa: F401
                                                 Operation, SwaggerSpec)
 
 # Response-only definitions that are not in the spec files at all, added to the common-types substitute.
@@ -120,17 +120,7 @@ class Conformance:
         while "$ref" in schema:
             resolved = resolver.lookup(schema["$ref"])
             schema, resolver = resolved.contents, resolved.resolver
-        props: dict[str, tuple[dict, Any]] = {}
-        additional = schema.get("additionalProperties")
-        stack = [(schema, resolver)]
-        while stack:
-            current, res = stack.pop()
-            while "$ref" in current:
-                resolved = res.lookup(current["$ref"])
-                current, res = resolved.contents, resolved.resolver
-            for name, sub in current.get("properties", {}).items():
-                props.setdefault(name, (sub, res))
-            stack.extend((member, res) for member in current.get("allOf", []))
+        props, additional = declared_properties(schema, resolver)
         out: list[str] = []
         if isinstance(instance, dict):
             if props and additional is None:
