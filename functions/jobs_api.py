@@ -37,6 +37,16 @@ def api_job_cancel(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)
 
 
+@bp.route(route="jobs/{id}/pause", methods=_METHODS, auth_level=_AUTH)
+def api_job_pause(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req)
+
+
+@bp.route(route="jobs/{id}/resume", methods=_METHODS, auth_level=_AUTH)
+def api_job_resume(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req)
+
+
 @bp.route(route="datasets", methods=_METHODS, auth_level=_AUTH)
 def api_datasets(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)

@@ -225,6 +225,7 @@ def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None)
         "capacity": int(spec.get("capacity") or settings.default_deployment_capacity),
         "keep_alive": spec.get("keep_alive") or settings.default_keep_alive,
         "gate": spec.get("gate") or None,
+        "model": spec.get("model") or "final",
     }
 
 
@@ -607,6 +608,48 @@ def _cancel_waiting(ctx, row: Row) -> Row:
     return updated
 
 
+# ------------------------------------------------------------------------------- pause / resume
+def pause_job(ctx, job_id: str) -> dict[str, Any]:
+    """Pauses a running job at Azure OpenAI (its progress is kept as a checkpoint)."""
+    return _job_action(ctx, job_id, "pause", (JobState.RUNNING,))
+
+
+def resume_job(ctx, job_id: str) -> dict[str, Any]:
+    """Resumes a paused job (paused through the API, or by Azure at the spending cap)."""
+    return _job_action(ctx, job_id, "resume", (JobState.PAUSED,))
+
+
+def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...]) -> dict[str, Any]:
+    row = _find(ctx.repos, job_id)
+    status = row.get("status")
+    if status not in allowed or not row.get("openai_job_id"):
+        raise JobsError("job-not-cancellable" if action == "cancel" else f"job-not-{action}able",
+                        f"job {row['id']} is {status}; only a {' or '.join(allowed)} job can be {action}d",
+                        job_status=status)
+    try:
+        job = getattr(_ports(ctx).jobs, action)(row["openai_job_id"])
+    except AzureError as err:
+        problem = refusal(err, f"{action} the job")
+        if problem is not None:
+            raise problem from None
+        raise _unavailable(f"{action} the job: {err.message}") from None
+    fields = job_fields(job)
+    state = state_for_azure(fields.get("openai_status")) or JobState(status)
+    now = utc_iso()
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        out = {**fields, f"{action}_requested_at": now, "updated_at": now}
+        if current.get("status") != state.value and state in JOB.spec(JobState(current["status"])).to:
+            history = list(current.get("status_history") or []) + [
+                {"status": state.value, "at": now, "why": f"{action}d through the API"}]
+            out.update({"status": state.value, "status_history": history, "status_changed_at": now})
+        if action == "resume":
+            out["paused_reason"] = None
+        return out
+
+    return job_view(ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change))
+
+
 # ------------------------------------------------------------------------------- views
 def _find(repos: Repositories, job_id: str) -> Row:
     row = repos.find_job(job_id)
@@ -647,6 +690,15 @@ def error_object(value: Any) -> dict[str, Any] | None:
     if isinstance(value, Mapping):
         return dict(value)
     return {"message": str(value)}
+
+
+def _checkpoints_view(value: Any) -> list[dict[str, Any]]:
+    from .machines.job import DEPLOYABLE_CHECKPOINTS
+
+    items = sorted((c for c in (value or []) if isinstance(c, Mapping)), key=lambda c: c.get("step") or 0)
+    deployable = {c.get("id") for c in items[-DEPLOYABLE_CHECKPOINTS:]}
+    return [{k: c.get(k) for k in ("id", "step", "model", "at", "metrics")} | {"deployable": c.get("id") in deployable}
+            for c in reversed(items)]
 
 
 def _hyperparameters(hp: Any) -> dict[str, Any]:
@@ -705,6 +757,11 @@ def job_view(row: Row | Mapping[str, Any], deployment: Row | None = None) -> dic
         "error": dict(error) if error else None,
         "last_error": error_object(data.get("last_error")),
         "events": list(events)[-20:] if isinstance(events, list) else [],
+        "checkpoints": _checkpoints_view(data.get("checkpoints")),
+        "model_choice": data.get("model_choice") if isinstance(data.get("model_choice"), Mapping) else None,
+        "gate_result": data.get("gate_result") if isinstance(data.get("gate_result"), Mapping) else None,
+        "deployed_model": data.get("deployed_model"),
+        "paused_reason": data.get("paused_reason"),
         "metrics": data.get("metrics") if isinstance(data.get("metrics"), Mapping) else None,
         "results_blob": data.get("results_blob"),
         "submitted_at": _time(data.get("submitted_at")),

@@ -118,6 +118,14 @@ class OpenAIJobs:
         client = self._client.with_options(max_retries=2, timeout=CREATE_TIMEOUT_SECONDS)
         return self._call(lambda: client.fine_tuning.jobs.cancel(oid), f"cancelling job {oid}")
 
+    def pause(self, oid: str) -> Any:
+        client = self._client.with_options(max_retries=2, timeout=CREATE_TIMEOUT_SECONDS)
+        return self._call(lambda: client.fine_tuning.jobs.pause(oid), f"pausing job {oid}")
+
+    def resume(self, oid: str) -> Any:
+        client = self._client.with_options(max_retries=2, timeout=CREATE_TIMEOUT_SECONDS)
+        return self._call(lambda: client.fine_tuning.jobs.resume(oid), f"resuming job {oid}")
+
     def new_events(self, oid: str, last_id: str | None, last_at: datetime | None) -> list[dict[str, Any]]:
         """Events after the last one recorded (newest-first pages, stopping at it), oldest first."""
         collected: list[Any] = []

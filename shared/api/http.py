@@ -37,6 +37,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "idempotency-key-reused": (409, "The Idempotency-Key was used with a different body"),
     "request-in-progress": (409, "A request with this Idempotency-Key is still being processed"),
     "job-not-cancellable": (409, "The job cannot be cancelled in its current state"),
+    "job-not-pauseable": (409, "Only a running job can be paused"),
+    "job-not-resumeable": (409, "Only a paused job can be resumed"),
     "concurrent-update": (409, "The resource changed while the request was processed"),
     "deployment-not-owned": (409, "A deployment of that name exists and was not created by this service"),
     "no-previous-model": (409, "The deployment has no previous model to roll back to"),

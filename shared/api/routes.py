@@ -181,6 +181,23 @@ def cancel_job(ctx_factory, request: Request, params) -> Response:
         raise _from_jobs_error(exc) from None
 
 
+def _job_action(action):
+    def route(ctx_factory, request: Request, params) -> Response:
+        job_id = _path_param(params, "id", *_JOB_ID)
+        if request.body.strip() and parse_json_body(request) != {}:
+            raise ApiError("invalid-body", f"body: {action} takes no body (or an empty object)")
+        try:
+            return json_response(getattr(jobs, f"{action}_job")(ctx_factory(), job_id))
+        except JobsError as exc:
+            raise _from_jobs_error(exc) from None
+    route.__name__ = f"{action}_job"
+    return route
+
+
+pause_job = _job_action("pause")
+resume_job = _job_action("resume")
+
+
 # --------------------------------------------------------------------------------- datasets
 
 _DATASET_FIELDS = tuple(schemas.DATASET_PROPERTIES)
@@ -444,6 +461,19 @@ OPERATIONS: list[Operation] = [
                          404: ("No such job", _P), 409: ("Not cancellable", _P),
                          502: ("Azure OpenAI error", _P), 503: ("Azure OpenAI unavailable", _P)},
               response_headers={409: _RETRY, 503: _RETRY}),
+    Operation("POST", "/jobs/{id}/pause", "pauseJob", "Pause a running job (its progress is kept as a checkpoint)",
+              pause_job, tag="jobs", path_schemas={"id": {"type": "string", "pattern": schemas.JOB_ID_PATTERN}},
+              responses={200: ("The job after the pause request", "Job"), 400: ("Bad id", _P),
+                         404: ("No such job", _P), 409: ("Not running", _P),
+                         502: ("Azure OpenAI error", _P), 503: ("Azure OpenAI unavailable", _P)},
+              response_headers={503: _RETRY}),
+    Operation("POST", "/jobs/{id}/resume", "resumeJob",
+              "Resume a paused job (paused through the API, or by Azure at the spending cap)", resume_job,
+              tag="jobs", path_schemas={"id": {"type": "string", "pattern": schemas.JOB_ID_PATTERN}},
+              responses={200: ("The job after the resume request", "Job"), 400: ("Bad id", _P),
+                         404: ("No such job", _P), 409: ("Not paused", _P),
+                         502: ("Azure OpenAI error", _P), 503: ("Azure OpenAI unavailable", _P)},
+              response_headers={503: _RETRY}),
     Operation("GET", "/datasets", "listDatasets", "List datasets (current version, else latest)", list_datasets,
               tag="datasets", parameters=[_status_param(schemas.DATASET_STATUSES), _LIMIT, _CONT],
               responses={200: ("A page of datasets", "DatasetList"), 400: ("Bad parameter", _P)}),

@@ -70,6 +70,11 @@ DEPLOYMENT_REQUEST = {
         "capacity": {"type": "integer", "minimum": 1, "maximum": 1000},
         "keep_alive": {"enum": KEEP_ALIVE},
         "gate": GATE,
+        "model": {"type": "string", "pattern": r"^(final|best|ftchkpt-[A-Za-z0-9_-]{1,128}|[A-Za-z0-9][A-Za-z0-9_.:-]{1,255})$",
+                  "description": "What to deploy: final (default: the fine-tuned model), best (the deployable "
+                                 "checkpoint, one of the last three, with the lowest validation loss; training "
+                                 "loss without validation data), or a checkpoint's id; the gate judges the chosen "
+                                 "one's figures"},
     },
 }
 
@@ -163,6 +168,19 @@ JOB = {
         "last_error": _LAST_ERROR,
         "events": {"type": "array", "items": {"type": "object"}},
         "metrics": {"type": ["object", "null"]},
+        "checkpoints": {"type": "array", "description": "One per epoch (and per pause), newest first; the last "
+                                                        "three can be deployed",
+                        "items": {"type": "object", "properties": {
+                            "id": {"type": "string"}, "step": {"type": ["integer", "null"]},
+                            "model": {"type": ["string", "null"]}, "at": _TIME, "metrics": {"type": ["object", "null"]},
+                            "deployable": {"type": "boolean"}}}},
+        "model_choice": {"type": ["object", "null"], "description": "What deployment.model asked for, the model "
+                                                                    "or checkpoint chosen, and why"},
+        "deployed_model": _STR_OR_NULL,
+        "gate_result": {"type": ["object", "null"], "description": "The gate's checks (each with its limit and "
+                                                                   "value) and what they judged"},
+        "paused_reason": {"type": ["string", "null"], "description": "Why Azure paused it (e.g. the spending "
+                                                                     "cap) and how to resume"},
         "results_blob": _STR_OR_NULL,
         "submitted_at": _TIME,
         "idempotency_key": _STR_OR_NULL,

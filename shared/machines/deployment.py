@@ -429,7 +429,7 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
                + (f"created {utc_iso(created)}, DeveloperTier lives 24 h" if is_developer_tier(sku) else
                   f"last request {utc_iso(last) if last else 'none in 15 days'}, created {utc_iso(created)}"))
     if policy == "none":
-        if dep.notified_deadline != deadline:
+        if dep.notified_deadline is None or utc_iso(dep.notified_deadline) != utc_iso(deadline):  # stored to the second
             return Step(set={"notified_deadline": deadline, "idle_deadline": deadline,
                              **({"last_activity": last} if last else {})},
                         log=f"{why_due}; keep_alive none: not acting",

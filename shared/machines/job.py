@@ -120,7 +120,50 @@ def deployment_spec(job: JobRecord, settings) -> dict[str, Any] | None:
     return {"name": spec.get("name") or deployment_name_for(job.key, job.suffix),
             "sku": spec.get("sku") or settings.default_deployment_sku,
             "capacity": int(spec.get("capacity") or settings.default_deployment_capacity),
-            "keep_alive": spec.get("keep_alive") or settings.default_keep_alive, "gate": spec.get("gate")}
+            "keep_alive": spec.get("keep_alive") or settings.default_keep_alive, "gate": spec.get("gate"),
+            "model": spec.get("model") or "final"}
+
+
+DEPLOYABLE_CHECKPOINTS = 3   # Azure deploys a job's last three checkpoints by their id
+
+
+def choose_model(job: JobRecord, asked: str | None) -> tuple[str | None, dict[str, Any], str]:
+    """What a succeeded job deploys: ``final`` (the fine-tuned model), ``best`` (the deployable
+    checkpoint with the lowest validation loss, training loss without validation data) or a
+    checkpoint id. Returns (the model name to deploy, the figures the gate judges, why) — the
+    model is None with the reason when the choice cannot be made."""
+    asked = asked or "final"
+    if asked == "final":
+        if not job.fine_tuned_model:
+            return None, {}, "the job has no fine-tuned model to deploy"
+        return job.fine_tuned_model, (job.metrics or {}), "the final model"
+    checkpoints = sorted((c for c in (job.checkpoints or []) if isinstance(c, dict) and c.get("model")),
+                         key=lambda c: c.get("step") or 0)
+    deployable = checkpoints[-DEPLOYABLE_CHECKPOINTS:]
+    if asked == "best":
+        if not deployable:
+            return None, {}, "the job has no deployable checkpoint to choose from"
+
+        def score(c: dict) -> tuple[int, float]:
+            m = c.get("metrics") or {}
+            for key, rank in (("full_valid_loss", 0), ("valid_loss", 0), ("train_loss", 1)):
+                if isinstance(m.get(key), (int, float)):
+                    return rank, float(m[key])
+            return 2, 0.0
+
+        best = min(deployable, key=score)
+        rank, value = score(best)
+        by = {0: "validation loss", 1: "training loss (no validation data)", 2: "no loss figures: the last"}[rank]
+        why = f"checkpoint {best['id']} (step {best.get('step')}): the lowest {by} {value:g} among the last " \
+              f"{len(deployable)}" if rank < 2 else f"checkpoint {best['id']} (step {best.get('step')}): {by}"
+        return best["model"], {"final": dict(best.get("metrics") or {})}, why
+    for c in checkpoints:
+        if asked in (c.get("id"), c.get("model")):
+            if c not in deployable:
+                return None, {}, (f"checkpoint {asked} is not one of the job's last {DEPLOYABLE_CHECKPOINTS} "
+                                  f"checkpoints, the only ones Azure deploys")
+            return c["model"], {"final": dict(c.get("metrics") or {})}, f"checkpoint {c['id']} (step {c.get('step')}), as asked"
+    return None, {}, f"the job has no checkpoint {asked}"
 
 
 # ----------------------------------------------------------------------------- effects
@@ -409,6 +452,14 @@ def follow(job: JobRecord, env: Env) -> Step:
                            f"{job.key}/cancel) and start it elsewhere, or keep waiting"}
             if (job.last_error or {}).get("kind") != "stalled":
                 log.warning("job %s (%s) has been %s for %.1f days", job.key, oid, raw, days)
+    if new == S.PAUSED and state != S.PAUSED:
+        why = next((e["message"] for e in reversed(list(job.events or []) + events)
+                    if "pause" in str(e.get("message", "")).lower()), "paused at Azure OpenAI")
+        changes["paused_reason"] = (f"{why}; nothing is lost: resume it with POST /api/jobs/{job.key}/resume "
+                                    f"(or cancel it)")
+        log.info("job %s (%s) paused: %s", job.key, oid, why)
+    elif new != S.PAUSED and job.paused_reason:
+        changes["paused_reason"] = None
     if new in (S.FAILED, S.CANCELLED):
         error = azure.get("error") or {}
         if error and (error.get("code") or error.get("message")):
@@ -443,23 +494,31 @@ def after_success(job: JobRecord, env: Env) -> Step:
     if spec is None:
         return Step(set={**changes, "deploy_decision": "none"}, close=True,
                     log=f"succeeded ({job.fine_tuned_model}); no deployment requested")
+    model, figures, choice = choose_model(job, spec.get("model"))
+    changes["model_choice"] = {"asked": spec.get("model") or "final", "model": model, "why": choice}
+    if model is None:
+        return Step(to=S.DEPLOY_FAILED, why=choice,
+                    set={**changes, "deploy_decision": "deploy",
+                         "last_error": {"kind": "invalid", "message": choice, "at": utc_iso(env.now)}})
     if spec.get("gate"):
-        result = check_gate(spec["gate"], metrics)
+        result = check_gate(spec["gate"], figures if spec.get("model") not in (None, "final") else metrics)
+        result["judged"] = choice
         changes["gate_result"] = result
         if not result["passed"]:
             why = "; ".join(c["why"] for c in result["checks"] if not c["passed"])
             return Step(to=S.GATE_FAILED, set={**changes, "deploy_decision": "gate_failed"},
-                        why=f"gate not met: {why}")
-    name, model = spec["name"], job.fine_tuned_model
-    if not model or not is_valid_deployment_name(name):
-        why = (f"the deployment name {name!r} is not valid for ARM (2-64 letters, digits, '-', '_', '.')"
-               if model else "the job has no fine-tuned model to deploy")
+                        why=f"gate not met ({choice}): {why}")
+    name = spec["name"]
+    if not is_valid_deployment_name(name):
+        why = f"the deployment name {name!r} is not valid for ARM (2-64 letters, digits, '-', '_', '.')"
         return Step(to=S.DEPLOY_FAILED, why=why,
                     set={**changes, "deploy_decision": "deploy",
                          "last_error": {"kind": "invalid", "message": why, "at": utc_iso(env.now)}})
-    return Step(to=S.DEPLOYING, why=f"deploying {model} as {name}", effect=RequestDeployment(job.key, spec, model),
+    return Step(to=S.DEPLOYING, why=f"deploying {model} ({choice}) as {name}",
+                effect=RequestDeployment(job.key, spec, model),
                 set={**changes, "deploy_decision": "deploy", "deployment_name": name, "deployment_state": "creating",
-                     "deploy_requested_at": env.now, "last_error": None, "blocked_reason": None})
+                     "deployed_model": model, "deploy_requested_at": env.now, "last_error": None,
+                     "blocked_reason": None})
 
 
 def follow_deployment(job: JobRecord, env: Env) -> Step:
@@ -474,7 +533,8 @@ def follow_deployment(job: JobRecord, env: Env) -> Step:
     if row is None:
         if not spec or not job.fine_tuned_model:
             return Step(to=S.DEPLOY_FAILED, why="the job has no deployment to follow")
-        return Step(to=S.DEPLOYING, effect=RequestDeployment(job.key, {**spec, "name": name}, job.fine_tuned_model),
+        return Step(to=S.DEPLOYING, effect=RequestDeployment(job.key, {**spec, "name": name},
+                                                             job.deployed_model or job.fine_tuned_model),
                     why=f"the Deployments row of {name} is gone; requesting it again")
     dep = DeploymentRecord.from_row(row)
     if dep.pending_job_id == job.key:

@@ -160,6 +160,8 @@ class JobRecord(Record):
     submitted_at: datetime | None = _time()
     finished_at: datetime | None = _time()
     cancel_requested_at: datetime | None = _time()
+    pause_requested_at: datetime | None = _time()
+    resume_requested_at: datetime | None = _time()
     # What the job machine follows and records.
     last_checked_at: datetime | None = _time()
     events: list | None = _json()
@@ -178,6 +180,9 @@ class JobRecord(Record):
     deploy_requested_at: datetime | None = _time()
     deployed_at: datetime | None = _time()
     files_released_at: datetime | None = _time()   # its training and validation files were let go
+    model_choice: dict | None = _json()            # what deployment.model asked for, what was chosen, why
+    deployed_model: str | None = None              # the model (or checkpoint) the deployment serves
+    paused_reason: str | None = None               # why Azure paused it (the spending cap …), how to resume
     reconciled: str | None = None
     reconciled_at: datetime | None = _time()
     reconcile_seen_at: datetime | None = _time()

@@ -374,7 +374,7 @@ class TestAfterSuccess:
         step = decide(JOB, succeeded_job(deployment=True, suffix="demo"), env)
         assert step.to == S.DEPLOYING
         assert step.effect.spec == {"name": deployment_name_for("job-1", "demo"), "sku": "Standard", "capacity": 1,
-                                    "keep_alive": "redeploy", "gate": None}
+                                    "keep_alive": "redeploy", "gate": None, "model": "final"}
 
     @pytest.mark.parametrize("name", ["bad name!", "-starts-with-dash", "x" * 65])
     def test_an_invalid_deployment_name_fails_the_deployment(self, name):
