@@ -124,7 +124,7 @@ def deployment_spec(job: JobRecord, settings) -> dict[str, Any] | None:
             "model": spec.get("model") or "final"}
 
 
-DEPLOYABLE_CHECKPOINTS = 3   # Azure deploys a job's last three checkpoints by their id
+DEPLOYABLE_CHECKPOINTS = 3   # Azure deploys a job's last three checkpoints by their ftchkpt-… id
 
 
 def choose_model(job: JobRecord, asked: str | None) -> tuple[str | None, dict[str, Any], str]:
@@ -146,23 +146,28 @@ def choose_model(job: JobRecord, asked: str | None) -> tuple[str | None, dict[st
 
         def score(c: dict) -> tuple[int, float]:
             m = c.get("metrics") or {}
-            for key, rank in (("full_valid_loss", 0), ("valid_loss", 0), ("train_loss", 1)):
+            # Reinforcement fine-tuning: the highest reward; otherwise the lowest loss.
+            for key, rank, sign in (("full_valid_mean_reward", 0, -1), ("valid_reward_mean", 0, -1),
+                                    ("full_valid_loss", 1, 1), ("valid_loss", 1, 1),
+                                    ("train_reward_mean", 2, -1), ("train_loss", 3, 1)):
                 if isinstance(m.get(key), (int, float)):
-                    return rank, float(m[key])
-            return 2, 0.0
+                    return rank, sign * float(m[key])
+            return 4, -float(c.get("step") or 0)
 
         best = min(deployable, key=score)
         rank, value = score(best)
-        by = {0: "validation loss", 1: "training loss (no validation data)", 2: "no loss figures: the last"}[rank]
-        why = f"checkpoint {best['id']} (step {best.get('step')}): the lowest {by} {value:g} among the last " \
-              f"{len(deployable)}" if rank < 2 else f"checkpoint {best['id']} (step {best.get('step')}): {by}"
-        return best["model"], {"final": dict(best.get("metrics") or {})}, why
+        by = {0: "the highest validation reward", 1: "the lowest validation loss",
+              2: "the highest training reward (no validation figures)",
+              3: "the lowest training loss (no validation data)", 4: "no figures: the last"}[rank]
+        where = f"checkpoint {best['id']} (step {best.get('step')})"
+        why = f"{where}: {by} {abs(value):g} among the last {len(deployable)}" if rank < 4 else f"{where}: {by}"
+        return best["id"], {"final": dict(best.get("metrics") or {})}, why
     for c in checkpoints:
         if asked in (c.get("id"), c.get("model")):
             if c not in deployable:
                 return None, {}, (f"checkpoint {asked} is not one of the job's last {DEPLOYABLE_CHECKPOINTS} "
                                   f"checkpoints, the only ones Azure deploys")
-            return c["model"], {"final": dict(c.get("metrics") or {})}, f"checkpoint {c['id']} (step {c.get('step')}), as asked"
+            return c["id"], {"final": dict(c.get("metrics") or {})}, f"checkpoint {c['id']} (step {c.get('step')}), as asked"
     return None, {}, f"the job has no checkpoint {asked}"
 
 

@@ -600,3 +600,42 @@ def test_unscripted_azure_calls_fail_loudly():
     with pytest.raises(AzureError):
         env.azure.arm.get("x")
     assert env.azure.calls == [("arm.get", "x"), ("arm.get", "x"), ("arm.get", "x")]
+
+
+# ============================================================================ which model is deployed
+def _ckpt(step: int, **metrics) -> dict:
+    return {"id": f"ftchkpt-{step:032x}", "step": step, "model": f"{MODEL}:ckpt-step-{step}",
+            "metrics": {"step": step, **metrics}}
+
+
+class TestChooseModel:
+    @pytest.mark.parametrize("asked,checkpoints,expect,why", [
+        (None, [], MODEL, "the final model"),
+        ("final", [_ckpt(10, valid_loss=0.1)], MODEL, "the final model"),
+        ("best", [_ckpt(10, valid_loss=0.1), _ckpt(20, valid_loss=0.5), _ckpt(30, valid_loss=0.3),
+                  _ckpt(40, valid_loss=0.4)], f"ftchkpt-{30:032x}", "lowest validation loss 0.3 among the last 3"),
+        ("best", [_ckpt(10, train_loss=0.9), _ckpt(20, train_loss=0.2)], f"ftchkpt-{20:032x}",
+         "lowest training loss (no validation data) 0.2"),
+        ("best", [_ckpt(10, valid_reward_mean=0.7), _ckpt(20, valid_reward_mean=0.9), _ckpt(30, valid_reward_mean=0.8)],
+         f"ftchkpt-{20:032x}", "highest validation reward 0.9"),
+        ("best", [], None, "no deployable checkpoint"),
+        (f"ftchkpt-{20:032x}", [_ckpt(10), _ckpt(20), _ckpt(30)], f"ftchkpt-{20:032x}", "as asked"),
+        (f"ftchkpt-{10:032x}", [_ckpt(10), _ckpt(20), _ckpt(30), _ckpt(40)], None, "not one of the job's last 3"),
+        ("ftchkpt-unknown", [_ckpt(10)], None, "no checkpoint ftchkpt-unknown"),
+    ])
+    def test_final_best_or_a_checkpoint(self, asked, checkpoints, expect, why):
+        from shared.machines.job import choose_model
+
+        model, figures, reason = choose_model(succeeded_job(checkpoints=checkpoints), asked)
+        assert model == expect and why in reason
+        if expect and expect.startswith("ftchkpt-"):
+            assert figures["final"]["step"] == int(expect.split("-")[1], 16)  # the gate judges its figures
+
+    def test_the_gate_judges_the_chosen_checkpoint_not_the_final_figures(self):
+        env = make_env()
+        rec = succeeded_job(checkpoints=[_ckpt(10, valid_loss=0.2), _ckpt(20, valid_loss=0.9)],
+                            metrics={"final": {"valid_loss": 0.95}},
+                            deployment={"name": "ft-demo", "model": "best", "gate": {"max_valid_loss": 0.5}})
+        step = decide(JOB, rec, env)
+        assert step.to == S.DEPLOYING and step.set["deployed_model"] == f"ftchkpt-{10:032x}"
+        assert step.set["gate_result"]["passed"] and "lowest validation loss" in step.set["gate_result"]["judged"]

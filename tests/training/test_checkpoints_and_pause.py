@@ -46,9 +46,10 @@ def test_the_best_checkpoint_is_deployed_and_the_gate_judges_its_figures(ctx, ad
     assert 1 <= len(deployable) <= 3 and len(j["checkpoints"]) >= len(deployable)
     best = min(deployable, key=lambda c: (c["metrics"] or {}).get("full_valid_loss",
                                                                    (c["metrics"] or {}).get("valid_loss", 1e9)))
-    assert j["deployed_model"] == best["model"] and j["model_choice"]["asked"] == "best"
+    assert j["deployed_model"] == best["id"] and best["id"].startswith("ftchkpt-")  # deployed by its id
+    assert j["model_choice"]["asked"] == "best"
     assert "lowest validation loss" in j["model_choice"]["why"] and j["gate_result"]["judged"] == j["model_choice"]["why"]
-    assert j["deployment"]["model"] == best["model"]
+    assert j["deployment"]["model"] == best["id"]
 
 
 def test_a_checkpoint_azure_does_not_deploy_is_refused_with_the_reason(ctx, admin):
