@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["BaseModelInfo", "BASE_MODELS", "lookup_base", "TRAINING_TYPES", "DEPLOYMENT_SKUS"]
+__all__ = ["BaseModelInfo", "BASE_MODELS", "lookup_base", "TRAINING_TYPES", "DEPLOYMENT_SKUS", "GRADER_MODELS"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ _MODELS = [
     BaseModelInfo("gpt-4.1-nano-2025-04-14", "chat", needs_training_type=True, version="2025-04-14"),
     BaseModelInfo("o4-mini-2025-04-16", "chat", methods=("reinforcement",),
                   needs_training_type=True, version="2025-04-16"),
+    # RFT in (private) preview: training is free, so the spending pause does not apply, and
+    # a user's pause does not work yet (Azure's Foundry fine-tuning samples).
+    BaseModelInfo("gpt-5-2025-08-07", "chat", methods=("reinforcement",), needs_training_type=True,
+                  lifecycle_status="preview", version="2025-08-07"),
     # Deployable, not fine-tunable.
     BaseModelInfo("gpt-4o-2024-11-20", "chat", fine_tune=False, methods=(), version="2024-11-20"),
     BaseModelInfo("gpt-35-turbo-instruct-0914", "completion", fine_tune=False, methods=(), version="0914"),
@@ -56,6 +60,7 @@ _ALIASES = {
     "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
     "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
     "o4-mini": "o4-mini-2025-04-16",
+    "gpt-5": "gpt-5-2025-08-07",
     "gpt-35-turbo-instruct": "gpt-35-turbo-instruct-0914",
 }
 
@@ -70,6 +75,16 @@ DEPLOYMENT_SKUS = {
     "developer": "DeveloperTier",  # older documents' spelling
     "provisionedmanaged": "ProvisionedManaged",
 }
+
+
+# Models a model grader (score_model, label_model) may use: Azure's RFT page lists gpt-4o-2024-08-06
+# and o3-mini-2025-01-31; the gpt-4.1 family was added in April 2026 (Foundry fine-tuning blog).
+# Model graders need no deployment.
+GRADER_MODELS = frozenset({
+    "gpt-4o-2024-08-06", "gpt-4o", "o3-mini-2025-01-31", "o3-mini",
+    "gpt-4.1-2025-04-14", "gpt-4.1", "gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", "gpt-4.1-nano-2025-04-14",
+    "gpt-4.1-nano",
+})
 
 
 def lookup_base(name: str) -> Optional[BaseModelInfo]:

@@ -51,6 +51,15 @@ class SimConfig:
     enforce_training_type: bool = True
     """Models that need Azure's trainingType refuse a job without it, with the
     service's misleading 'does not support fine-tuning' message."""
+    job_pausing_seconds: float = 0.0
+    """Time a paused job reads 'pausing' before 'paused' (0: the pause call answers
+    'paused', as the published example does). The pause's checkpoint appears at 'paused'."""
+    rft_cost_per_hour: float = 100.0
+    """What an hour of reinforcement fine-tuning costs (training + grading), in USD, for the
+    spending pause (o4-mini RFT is billed by the hour of training)."""
+    rft_spending_cap_usd: float = 5000.0
+    """An RFT job pauses itself once its cost reaches this (Azure: $5,000); resumed, it runs on
+    with no further cost limit. Not applied to models in preview (gpt-5: training is free)."""
 
     # Deployments (ARM)
     deployment_create_seconds: float = 1.0

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import graders
 from .catalog import BASE_MODELS
 from .state import FileRec, JobRec, SimError
 from .web import check_form, handles_errors, int_param, page, read_json, sim_of
@@ -51,13 +52,34 @@ def _hyperparameters(job: JobRec) -> dict[str, Any]:
     return out
 
 
+RFT_HYPERPARAMETERS = ("batch_size", "compute_multiplier", "eval_interval", "eval_samples", "learning_rate_multiplier",
+                       "n_epochs")
+
+
+def _method(job: JobRec, hp: dict[str, Any]) -> dict[str, Any]:
+    """``method`` as sent, with its hyperparameters: for reinforcement fine-tuning the grader,
+    ``response_format`` and the rest echoed, ``hyperparameters`` as requested ('auto' where left
+    to the service) until the job starts, then as chosen."""
+    mtype = job.method_type
+    if mtype != "reinforcement":
+        return {"type": mtype, mtype: {"hyperparameters": hp}}
+    config = dict(job.method.get("reinforcement") or {})
+    if job.rft_hyperparameters:
+        config["hyperparameters"] = dict(job.rft_hyperparameters)
+    else:
+        requested = config.get("hyperparameters") or {}
+        config["hyperparameters"] = {
+            **{k: requested.get(k, job.requested_hp.get(k, "auto")) for k in RFT_HYPERPARAMETERS},
+            "reasoning_effort": requested.get("reasoning_effort", "default")}
+    return {"type": mtype, "reinforcement": config}
+
+
 def render_job(job: JobRec, now: float) -> dict[str, Any]:
     hp = _hyperparameters(job)
-    mtype = job.method.get("type", "supervised")
     out: dict[str, Any] = {
         "object": "fine_tuning.job", "id": job.id, "created_at": int(job.created_at), "status": job.status,
         "model": job.model, "training_file": job.training_file, "hyperparameters": hp,
-        "seed": job.seed, "method": {"type": mtype, mtype: {"hyperparameters": hp}},
+        "seed": job.seed, "method": _method(job, hp),
         "result_files": list(job.result_files),
     }
     if job.validation_file:
@@ -303,6 +325,21 @@ async def job_checkpoints(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data, "has_more": has_more})
 
 
+# --------------------------------------------------------------------------- graders
+
+
+@handles_errors
+async def validate_grader(request: Request) -> Response:
+    """``POST .../fine_tuning/alpha/graders/validate`` ``{"grader": {...}}``: the grader back when the
+    service accepts it (the body's schema was checked by read_json), else 400 naming the field."""
+    body = await read_json(request)
+    try:
+        graders.check_grader(body["grader"], "grader")
+    except graders.GraderProblem as exc:
+        raise SimError(400, "invalidPayload", f"The grader is invalid: {exc.message}", target=exc.field) from None
+    return JSONResponse({"grader": body["grader"]})
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -347,6 +384,10 @@ routes = [
     Route("/openai/fine_tuning/jobs/{job_id}/resume", _job_action("resume"), methods=["POST"]),
     Route("/openai/fine_tuning/jobs/{job_id}/events", job_events, methods=["GET"]),
     Route("/openai/fine_tuning/jobs/{job_id}/checkpoints", job_checkpoints, methods=["GET"]),
+    # The SDK's client.fine_tuning.alpha.graders.validate posts to {base_url}/fine_tuning/alpha/graders/validate:
+    # /openai/... for AzureOpenAI (dated api-version), /openai/v1/... for the v1 surface.
+    Route("/openai/fine_tuning/alpha/graders/validate", validate_grader, methods=["POST"]),
+    Route("/openai/v1/fine_tuning/alpha/graders/validate", validate_grader, methods=["POST"]),
     Route("/openai/models", list_models, methods=["GET"]),
     Route("/openai/models/{model_id}", get_model, methods=["GET"]),
 ]

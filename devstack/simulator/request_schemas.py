@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, relevance
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
@@ -340,6 +340,21 @@ def _field(path: Iterable[Any]) -> str:
     return out
 
 
+def _alternative(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "a valid value"
+    if "enum" in schema:
+        return " or ".join(json.dumps(v) for v in schema["enum"])
+    declared = schema.get("type")
+    articles = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+                "null": "null", "array": "an array", "object": "an object"}
+    if isinstance(declared, str):
+        return articles.get(declared, declared)
+    if isinstance(declared, list):
+        return " or ".join(articles.get(t, t) for t in declared)
+    return "a valid value"
+
+
 def _describe(error: ValidationError) -> tuple[str, str]:
     path = list(error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
@@ -355,6 +370,8 @@ def _describe(error: ValidationError) -> tuple[str, str]:
         return name, f"'{name}' must be {bits}, got {json.dumps(error.instance)[:80]}"
     if error.validator == "enum":
         return name, f"'{name}' must be one of {', '.join(map(str, error.validator_value))}, got {json.dumps(error.instance)[:80]}"
+    if error.validator in ("anyOf", "oneOf") and isinstance(error.validator_value, list):
+        return name, f"'{name}' must be {' or '.join(dict.fromkeys(map(_alternative, error.validator_value)))}, got {json.dumps(error.instance)[:80]}"
     return name, f"'{name}': {error.message}"
 
 
@@ -406,22 +423,18 @@ class RequestSchemas:
         return None
 
     def _refuse(self, op: Operation, errors: list[ValidationError]) -> None:
-        if not errors:
-            return
-        first = best_match(errors)
-        described = [_describe(e) for e in [first, *[e for e in errors if e is not first]]]
-        field_path = described[0][0]
-        problems = list(dict.fromkeys(m for _, m in described))  # one problem once (inherited rules repeat)
-        text = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-        raise BodyRefused(field_path, text, op.operation_id, problems)
+        _refuse_errors(op.operation_id, errors)
 
     def check_json(self, method: str, path: str, body: Any) -> Optional[Operation]:
-        """Raises :class:`BodyRefused` when ``body`` does not match the operation's body schema.
+        """Raises :class:`BodyRefused` when ``body`` does not match the operation's body schema (and,
+        for what the description predates, the SDK-derived schema: see :data:`SDK_CHECKS`).
         Returns the operation (None when no description covers the request)."""
         op = self.operation(method, path)
-        if op is None or op.body_parameter is None:
-            return op
-        self._refuse(op, list(self._validators[id(op)].iter_errors(body)))
+        if op is not None and op.body_parameter is not None:
+            self._refuse(op, list(self._validators[id(op)].iter_errors(body)))
+        for check_method, pattern, operation_id, check in SDK_CHECKS:
+            if check_method == method.upper() and pattern.match(path):
+                _refuse_errors(operation_id, check(body))
         return op
 
     def check_form(self, method: str, path: str, fields: Mapping[str, Any],
@@ -457,6 +470,97 @@ class RequestSchemas:
             return body
         spec = op.spec
         return _prune(param.get("schema") or {}, body, spec.registry.resolver(spec.uri))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(type(value), "?")
+
+
+def _admits(schema: Any, value: Any) -> bool:
+    """Whether a branch's declared ``type`` (if any) admits the value's JSON type."""
+    declared = schema.get("type") if isinstance(schema, dict) else None
+    if declared is None:
+        return True
+    types = declared if isinstance(declared, list) else [declared]
+    kind = _json_type(value)
+    return kind in types or (kind == "integer" and "number" in types)
+
+
+def _scalar(schema: Any) -> bool:
+    declared = schema.get("type") if isinstance(schema, dict) else None
+    types = declared if isinstance(declared, list) else [declared]
+    return isinstance(schema, dict) and ("enum" in schema or (declared is not None and all(
+        t in ("string", "integer", "number", "boolean", "null") for t in types)))
+
+
+def pick_error(errors: list) -> ValidationError:
+    """The error to report: jsonschema's most relevant one; inside an ``anyOf``/``oneOf``, the most
+    relevant error of the branch of the value's JSON type that it came nearest to (fewest errors),
+    unless no branch is of its type or all are scalars: then the alternatives are described
+    (``'x' must be "auto" or an integer``, see :func:`_describe`)."""
+    best = max(errors, key=relevance)
+    while best.validator in ("anyOf", "oneOf") and best.context and isinstance(best.validator_value, list):
+        branches = best.validator_value
+        fitting = [i for i, b in enumerate(branches) if _admits(b, best.instance)]
+        if all(_scalar(b) for b in branches) or not fitting:
+            break
+        by_branch: dict[int, list] = {}
+        for e in best.context:
+            if e.relative_schema_path and e.relative_schema_path[0] in fitting:
+                by_branch.setdefault(e.relative_schema_path[0], []).append(e)
+        if not by_branch:
+            break
+        closest = min(by_branch, key=lambda i: (len(by_branch[i]), i))  # the branch it came nearest to
+        best = max(by_branch[closest], key=relevance)
+    return best
+
+
+def _refuse_errors(operation_id: str, errors: list) -> None:
+    """Raise BodyRefused naming the field of the error :func:`pick_error` reports first."""
+    if not errors:
+        return
+    first = pick_error(errors)
+    ancestors = set()
+    parent = first.parent
+    while parent is not None:  # the anyOf that holds the reported error says the same, less precisely
+        ancestors.add(id(parent))
+        parent = parent.parent
+    errors = [first, *[e for e in errors if e is not first and id(e) not in ancestors]]
+    described = [_describe(e) for e in errors]
+    field_path = described[0][0]
+    problems = list(dict.fromkeys(m for _, m in described))  # one problem once (inherited rules repeat)
+    text = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+    raise BodyRefused(field_path, text, operation_id, problems)
+
+
+def _rft_method(body: Any) -> list:
+    """A job whose ``method.type`` is "reinforcement": ``method`` against the SDK-derived RFT schema
+    (the published description's method types are supervised and dpo only)."""
+    from .graders import RFT_BODY_SCHEMA, check_body
+
+    method = body.get("method") if isinstance(body, dict) else None
+    if isinstance(method, dict) and method.get("type") == "reinforcement":
+        return check_body(RFT_BODY_SCHEMA, body)
+    return []
+
+
+def _grader_body(body: Any) -> list:
+    from .graders import VALIDATE_BODY_SCHEMA, check_body
+
+    return check_body(VALIDATE_BODY_SCHEMA, body)
+
+
+# Bodies the published description predates, checked against schemas built from the openai SDK's
+# request types (graders.py): (method, path, an operation name for messages, check -> errors).
+SDK_CHECKS = [
+    ("POST", re.compile(r"^/openai/fine_tuning/jobs$"), "FineTuning_Create", _rft_method),
+    ("POST", re.compile(r"^/openai(/v1)?/fine_tuning/alpha/graders/validate$"), "FineTuning_ValidateGrader",
+     _grader_body),
+]
 
 
 def _form_scalar(text: str, kind: str) -> Any:

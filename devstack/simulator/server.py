@@ -91,7 +91,7 @@ def _precheck(path: str, headers: Headers, query: str) -> Optional[Response]:
             return error_response(path, 401, "The access token is missing or malformed.",
                                   code="InvalidAuthenticationToken")
         return error_response(path, 401, "Authentication failed. The 'Authorization' header is missing.")
-    if not re.search(r"(^|&)api-version=[^&]+", query):
+    if not path.startswith("/openai/v1/") and not re.search(r"(^|&)api-version=[^&]+", query):  # v1: optional
         if surface == "arm":
             return error_response(path, 400, "The api-version query parameter (?api-version=) is required for "
                                              "all requests.", code="MissingApiVersionParameter")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from . import training
+from . import graders, training
 from .catalog import DEPLOYMENT_SKUS, TRAINING_TYPES, BaseModelInfo, lookup_base
 from .clock import SimClock
 from .config import SimConfig
@@ -28,6 +28,11 @@ from .validation import check_fine_tune_file
 __all__ = ["SimError", "Store", "FileRec", "JobRec", "DeploymentRec", "OperationRec"]
 
 TERMINAL_JOB_STATES = {"succeeded", "failed", "cancelled"}
+# Checkpoints a job keeps deployable: the most recent ones (Azure: "the three most recent
+# versions of the model"), and every pause's.
+DEPLOYABLE_CHECKPOINTS = 3
+# States in which a job's checkpoints can be deployed (and fine-tuned further).
+CHECKPOINT_JOB_STATES = ("succeeded", "paused")
 ACTIVE_FILE_PURPOSES = {"fine-tune"}
 FILE_PURPOSES = {"fine-tune", "fine-tune-results", "assistants", "assistants_output", "batch",
                  "batch_output", "evals", "evals_output"}
@@ -77,6 +82,7 @@ class FileRec:
     examples: int = 0
     tokens: int = 0
     content_url: Optional[str] = None
+    final_not_user: Optional[list] = None  # [line, role] of the first example not ending with a user message
 
     def status(self, now: float) -> str:
         if self.ready_at is None or now < self.ready_at:
@@ -120,6 +126,19 @@ class JobRec:
     events: list = field(default_factory=list)
     checkpoints: list = field(default_factory=list)
     counter: int = 0
+    rft_hyperparameters: Optional[dict] = None  # method.reinforcement.hyperparameters, once resolved
+    pause_done_at: Optional[float] = None  # while 'pausing'
+    pause_reason: Optional[str] = None  # 'user' | 'spending_limit', while pausing/paused
+    cost_limit_lifted: bool = False  # resumed after the spending pause: no further cost limit
+
+    @property
+    def method_type(self) -> str:
+        return str(self.method.get("type", "supervised"))
+
+    @property
+    def grader(self) -> dict:
+        r = self.method.get("reinforcement")
+        return r.get("grader", {}) if isinstance(r, dict) else {}
 
     @property
     def hex(self) -> str:
@@ -377,6 +396,7 @@ class Store:
             rec.outcome = "processed" if check.ok else "error"
             rec.status_details = check.details
             rec.format, rec.examples, rec.tokens = check.format, check.examples, check.tokens
+            rec.final_not_user = check.final_not_user
         if fault is not None:
             rec.outcome = "error"
             rec.status_details = fault.get("message") or "jsonlValidationFailed: the file could not be processed."
@@ -461,16 +481,47 @@ class Store:
     # ------------------------------------------------------------------ models
 
     def resolve_model(self, name: str) -> Optional[tuple[str, BaseModelInfo, Optional[JobRec]]]:
-        """('base', info, None) | ('fine_tuned', root info, job) | ('checkpoint', root info, job) | None."""
+        """('base', info, None) | ('fine_tuned', root info, job) | ('checkpoint', root info, job) | None.
+        A checkpoint (by its id ``ftchkpt-...`` or its ``fine_tuned_model_checkpoint`` name) counts
+        only while it is deployable (:meth:`checkpoint_refusal`)."""
         base = lookup_base(name)
         if base is not None:
             return ("base", base, None)
         for job in self.jobs.values():
             if job.status == "succeeded" and job.fine_tuned_model == name:
                 return ("fine_tuned", lookup_base(job.base_model), job)  # type: ignore[return-value]
+        found = self.find_checkpoint(name)
+        if found is not None and self.checkpoint_refusal(*found) is None:
+            return ("checkpoint", lookup_base(found[0].base_model), found[0])  # type: ignore[return-value]
+        return None
+
+    def find_checkpoint(self, name: str) -> Optional[tuple[JobRec, dict]]:
+        """The job and checkpoint whose id or checkpoint model name is ``name`` (any job state)."""
         for job in self.jobs.values():
-            if job.status == "succeeded" and any(c["fine_tuned_model_checkpoint"] == name for c in job.checkpoints):
-                return ("checkpoint", lookup_base(job.base_model), job)  # type: ignore[return-value]
+            for ckpt in job.checkpoints:
+                if name in (ckpt["id"], ckpt["fine_tuned_model_checkpoint"]):
+                    return job, ckpt
+        return None
+
+    @staticmethod
+    def deployable_checkpoints(job: JobRec) -> list[dict]:
+        """The job's three most recent checkpoints and its pauses' (newest first); none unless the
+        job has succeeded or is paused."""
+        if job.status not in CHECKPOINT_JOB_STATES:
+            return []
+        newest = sorted(job.checkpoints, key=lambda c: c["step_number"], reverse=True)
+        keep = {c["id"] for c in newest[:DEPLOYABLE_CHECKPOINTS]} | {c["id"] for c in newest if c.get("pause")}
+        return [c for c in newest if c["id"] in keep]
+
+    def checkpoint_refusal(self, job: JobRec, ckpt: dict) -> Optional[str]:
+        """Why the checkpoint cannot be deployed (or fine-tuned further), or None."""
+        if job.status not in CHECKPOINT_JOB_STATES:
+            return (f"its fine-tuning job '{job.id}' is {job.status}; a job's checkpoints can be deployed once the "
+                    "job has succeeded or while it is paused")
+        if ckpt not in self.deployable_checkpoints(job):
+            steps = ", ".join(str(c["step_number"]) for c in self.deployable_checkpoints(job))
+            return (f"only the {DEPLOYABLE_CHECKPOINTS} most recent checkpoints of a job, and those created by a "
+                    f"pause, can be deployed (for job '{job.id}': the checkpoints of steps {steps})")
         return None
 
     # ------------------------------------------------------------------ jobs
@@ -493,16 +544,18 @@ class Store:
         return rec
 
     @staticmethod
-    def _hp_value(hp: dict, key: str, low: float, high: float, integer: bool, target: str) -> None:
+    def _hp_value(hp: dict, key: str, low: float, high: Optional[float], integer: bool, target: str) -> None:
         if key not in hp or hp[key] in (None, "auto"):
             return
         value = hp[key]
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok and integer:
             ok = float(value).is_integer()
-        if not ok or not (low <= value <= high):
-            raise SimError(400, "invalidPayload", f"{target}.{key} must be 'auto' or a number between {low} and "
-                                                  f"{high}, got {value!r}.", target=f"{target}.{key}")
+        if not ok or not (low <= value and (high is None or value <= high)):
+            kind = "an integer" if integer else "a number"
+            bounds = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+            raise SimError(400, "invalidPayload", f"'{target}.{key}' must be 'auto' or {kind} {bounds}, got "
+                                                  f"{value!r}.", target=f"{target}.{key}")
 
     def create_job(self, body: Any, fault: Optional[dict] = None) -> JobRec:
         with self.lock:
@@ -514,7 +567,11 @@ class Store:
             if not isinstance(model, str) or not model:
                 raise SimError(400, "invalidPayload", "'model' is required.", target="model")
             resolved = self.resolve_model(model)
-            if resolved is None or resolved[0] == "checkpoint" or not resolved[1].fine_tune:
+            found = self.find_checkpoint(model) if resolved is None else None
+            if found is not None:  # a checkpoint that cannot be used (yet, or any more)
+                raise SimError(400, "invalidPayload", f"The checkpoint '{model}' cannot be fine-tuned further: "
+                                                      f"{self.checkpoint_refusal(*found)}.", target="model")
+            if resolved is None or not resolved[1].fine_tune:
                 raise SimError(400, "invalidPayload", "The specified base model does not support fine-tuning.",
                                target="model")
             _, base, _ = resolved
@@ -550,21 +607,27 @@ class Store:
                 raise SimError(400, "invalidPayload",
                                f"The base model '{model}' does not support the fine-tuning method '{mtype}'.",
                                target="method.type")
-            if mtype == "reinforcement" and validation is None:
-                raise SimError(400, "invalidPayload", "Reinforcement fine-tuning requires a validation file.",
-                               target="validation_file")
+            if mtype == "reinforcement":
+                self._check_rft(method, training, validation)
             hp = body.get("hyperparameters")
             if hp is not None and not isinstance(hp, dict):
                 raise SimError(400, "invalidPayload", "hyperparameters must be an object.", target="hyperparameters")
             hp = dict(hp or {})
-            method_hp = (method.get(mtype) or {}).get("hyperparameters") if isinstance(method.get(mtype), dict) else None
-            if isinstance(method_hp, dict):
-                hp.update({k: v for k, v in method_hp.items() if k in ("n_epochs", "batch_size",
-                                                                      "learning_rate_multiplier")})
-            target = "hyperparameters"
-            self._hp_value(hp, "n_epochs", 1, 50, True, target)
-            self._hp_value(hp, "batch_size", 1, 256, True, target)
-            self._hp_value(hp, "learning_rate_multiplier", 1e-6, 10, False, target)
+            for target, values in (("hyperparameters", hp), (f"method.{mtype}.hyperparameters",
+                                                               (method.get(mtype) or {}).get("hyperparameters")
+                                                               if isinstance(method.get(mtype), dict) else None)):
+                if not isinstance(values, dict):
+                    continue
+                self._hp_value(values, "n_epochs", 1, 50, True, target)
+                self._hp_value(values, "batch_size", 1, 256, True, target)
+                self._hp_value(values, "learning_rate_multiplier", 1e-6, 10, False, target)
+                if mtype == "reinforcement" and target.startswith("method."):
+                    self._hp_value(values, "eval_interval", 1, None, True, target)
+                    self._hp_value(values, "eval_samples", 1, None, True, target)
+                    self._hp_value(values, "compute_multiplier", 1e-5, 10, False, target)
+                if values is not hp:
+                    hp.update({k: v for k, v in values.items() if k in ("n_epochs", "batch_size",
+                                                                        "learning_rate_multiplier")})
             queued = sum(1 for j in self.jobs.values() if j.status in ("created", "pending"))
             if queued >= self.config.max_queued_jobs:
                 raise SimError(400, "quotaExceeded",
@@ -590,6 +653,32 @@ class Store:
             self.dirty = True
             self._advance_jobs(now)
             return job
+
+    @staticmethod
+    def _check_rft(method: dict, training: FileRec, validation: Optional[FileRec]) -> None:
+        """Reinforcement fine-tuning's own rules: both files, examples ending with the user's
+        message, a grader the service accepts (its schema was checked with the body)."""
+        if validation is None:
+            raise SimError(400, "invalidPayload", "Reinforcement fine-tuning requires a validation file: "
+                                                  "provide both a training and a validation file.",
+                           target="validation_file")
+        for rec, param in ((training, "training_file"), (validation, "validation_file")):
+            if rec.format == "chat" and rec.final_not_user:
+                line, role = rec.final_not_user
+                raise SimError(400, "invalidPayload",
+                               f"Reinforcement fine-tuning needs the final message of every example to have the "
+                               f"'user' role (the reference answer goes in other fields of the example, for the "
+                               f"grader); line {line} of the {param.replace('_', ' ')} '{rec.id}' ends with a "
+                               f"message of role '{role}'.", target=param)
+        config = method.get("reinforcement")
+        grader = config.get("grader") if isinstance(config, dict) else None
+        if not isinstance(grader, dict):
+            raise SimError(400, "invalidPayload", "'method.reinforcement.grader' is required.",
+                           target="method.reinforcement.grader")
+        try:
+            graders.check_grader(grader, "method.reinforcement.grader")
+        except graders.GraderProblem as exc:
+            raise SimError(400, "invalidPayload", f"The grader is invalid: {exc.message}", target=exc.field) from None
 
     def get_job(self, job_id: str) -> JobRec:
         job = self.jobs.get(job_id)
@@ -635,6 +724,9 @@ class Store:
             job.hyperparameters = hp
             job.per_epoch, job.total_steps = training.plan_steps(job.examples, hp["n_epochs"], hp["batch_size"],
                                                                  self.config.max_reported_steps)
+            if job.method_type == "reinforcement":
+                requested = (job.method.get("reinforcement") or {}).get("hyperparameters") or {}
+                job.rft_hyperparameters = training.resolve_rft_hyperparameters(requested, hp, job.total_steps)
             job.run_duration = self.config.job_running_seconds
             job.progress = 0.0
             self._event(job, t, "Job started.")
@@ -642,6 +734,46 @@ class Store:
             self._event(job, t, "Job resumed.")
         job.status = "running"
         job.segment_start = t
+
+    # -- what a step reports
+
+    def _eval_step(self, job: JobRec, step: int) -> bool:
+        """RFT: whether the validation set is scored at ``step`` (every eval_interval steps, at
+        each epoch's end and at the last step)."""
+        interval = int((job.rft_hyperparameters or {}).get("eval_interval") or 1)
+        return step % max(1, interval) == 0 or step == job.total_steps or (
+            job.per_epoch > 0 and step % job.per_epoch == 0)
+
+    def _step_report(self, job: JobRec, step: int, *, validate: Optional[bool] = None) -> tuple[dict, str, dict]:
+        """(event data, event message, checkpoint metrics) at ``step``."""
+        if job.method_type == "reinforcement":
+            m = graders.reward_metrics(job.id, job.seed, job.grader, step, job.total_steps,
+                                       self._eval_step(job, step) if validate is None else validate)
+            return (graders.event_data(m, job.total_steps), graders.event_message(m, job.total_steps),
+                    graders.checkpoint_metrics(m))
+        m = training.step_metrics(job.id, job.seed, step, job.total_steps, job.with_validation)
+        data = {"step": step, "total_steps": job.total_steps, **{k: v for k, v in m.items() if k != "step"}}
+        message = f"Step {step}/{job.total_steps}: training loss={m['train_loss']:.4f}"
+        if "valid_loss" in m:
+            message += f", validation loss={m['valid_loss']:.4f}"
+        return data, message, training.checkpoint_metrics(m)
+
+    def _add_checkpoint(self, job: JobRec, step: int, t: float, *, pause: bool = False) -> Optional[dict]:
+        """The checkpoint at ``step`` (made now unless one exists: a pause at an epoch's end marks
+        that one); none before the first step."""
+        if step <= 0:
+            return None
+        existing = next((c for c in job.checkpoints if c["step_number"] == step), None)
+        if existing is not None:
+            if pause:
+                existing["pause"] = True
+            return existing
+        ckpt = {"id": f"ftchkpt-{_hex()}", "t": t, "fine_tuned_model_checkpoint": f"{self._model_name(job)}:ckpt-step-{step}",
+                "step_number": step, "metrics": self._step_report(job, step, validate=True)[2],
+                "fine_tuning_job_id": job.id, "pause": pause}
+        job.checkpoints.append(ckpt)
+        self._event(job, t, f"Checkpoint created at step {step}.")
+        return ckpt
 
     def _emit_steps(self, job: JobRec, upto: float, final: bool = False) -> None:
         if job.segment_start is None or job.total_steps == 0:
@@ -654,18 +786,10 @@ class Store:
         ckpt_steps = set(training.checkpoint_steps(job.per_epoch, job.hyperparameters["n_epochs"]))
         for step in range(job.steps_done + 1, reached + 1):
             at = job.segment_start + (step / job.total_steps * job.run_duration - job.progress)
-            m = training.step_metrics(job.id, job.seed, step, job.total_steps, job.with_validation)
-            data = {"step": step, "total_steps": job.total_steps, **{k: v for k, v in m.items() if k != "step"}}
-            message = f"Step {step}/{job.total_steps}: training loss={m['train_loss']:.4f}"
-            if "valid_loss" in m:
-                message += f", validation loss={m['valid_loss']:.4f}"
+            data, message, _ = self._step_report(job, step)
             self._event(job, at, message, type_="metrics", data=data)
             if step in ckpt_steps:
-                name = f"{self._model_name(job)}:ckpt-step-{step}"
-                job.checkpoints.append({
-                    "id": f"ftckpt-{_hex()}", "t": at, "fine_tuned_model_checkpoint": name, "step_number": step,
-                    "metrics": training.checkpoint_metrics(m), "fine_tuning_job_id": job.id})
-                self._event(job, at, f"Checkpoint created at step {step}.")
+                self._add_checkpoint(job, step, at)
         job.steps_done = max(job.steps_done, reached)
 
     def _model_name(self, job: JobRec) -> str:
@@ -676,6 +800,7 @@ class Store:
         job.error = {k: v for k, v in error.items() if v is not None}
         job.finished_at = t
         job.segment_start = None
+        job.pause_done_at = job.pause_reason = None
         self._event(job, t, f"Job failed: {error.get('message')}", level="error")
 
     def _finish_job(self, job: JobRec, t: float) -> None:
@@ -690,7 +815,12 @@ class Store:
         job.trained_tokens = job.tokens * job.hyperparameters["n_epochs"]
         result = FileRec(id=f"file-{_hex()}", filename="results.csv", purpose="fine-tune-results", created_at=t,
                          source="result", ready_at=t, outcome="processed")
-        content = training.results_csv(job.id, job.seed, job.total_steps, job.with_validation)
+        if job.method_type == "reinforcement":
+            rows = [graders.reward_metrics(job.id, job.seed, job.grader, step, job.total_steps,
+                                           self._eval_step(job, step)) for step in range(1, job.total_steps + 1)]
+            content = training.rft_results_csv(job.grader, rows)
+        else:
+            content = training.results_csv(job.id, job.seed, job.total_steps, job.with_validation)
         result.bytes = len(content)
         self.blobs.put(result.id, content)
         self.files[result.id] = result
@@ -698,27 +828,80 @@ class Store:
         self._event(job, t, f"Training completed. Model {job.fine_tuned_model} created.")
         self._event(job, t, "Job succeeded.")
 
+    # -- cost and pauses
+
+    def job_cost(self, job: JobRec, now: float) -> float:
+        """What an RFT job has cost so far (USD): its training time at ``rft_cost_per_hour``."""
+        seconds = job.progress + (max(0.0, now - job.segment_start) if job.segment_start is not None else 0.0)
+        return seconds / 3600.0 * self.config.rft_cost_per_hour
+
+    def _spending_limited(self, job: JobRec) -> bool:
+        base = lookup_base(job.base_model)
+        return (job.method_type == "reinforcement" and not job.cost_limit_lifted
+                and self.config.rft_cost_per_hour > 0 and not (base is not None and base.lifecycle_status == "preview"))
+
+    def _cap_time(self, job: JobRec) -> Optional[float]:
+        """When a running RFT job reaches the spending cap (None: no cap applies)."""
+        if not self._spending_limited(job) or job.segment_start is None:
+            return None
+        cap_seconds = self.config.rft_spending_cap_usd / self.config.rft_cost_per_hour * 3600.0
+        return job.segment_start + max(0.0, cap_seconds - job.progress)
+
+    def _stop_training(self, job: JobRec, t: float) -> None:
+        self._emit_steps(job, t)
+        job.progress += max(0.0, t - (job.segment_start if job.segment_start is not None else t))
+        job.segment_start = None
+
+    def _paused(self, job: JobRec, t: float, reason: str) -> None:
+        job.status = "paused"
+        job.pause_done_at = None
+        job.pause_reason = reason
+        ckpt = self._add_checkpoint(job, job.steps_done, t, pause=True)
+        if reason == "spending_limit":
+            cost = self.job_cost(job, t)
+            self._event(job, t, f"Job paused: the job reached the spending limit of "
+                                f"${self.config.rft_spending_cap_usd:,.2f} in total training costs (training + "
+                                "grading). Deploy the most recent checkpoint or resume the job; a resumed job "
+                                "continues with no further cost-based limit.", level="warning",
+                        data={"reason": "spending_limit", "cost_usd": round(cost, 2),
+                              "spending_limit_usd": self.config.rft_spending_cap_usd,
+                              **({"checkpoint": ckpt["id"]} if ckpt else {})})
+        else:
+            self._event(job, t, "Job paused.")
+
     def _advance_jobs(self, now: float) -> None:
         cursor = max(self.jobs_cursor, 0.0)
         while True:
-            running = [j for j in self.jobs.values() if j.status == "running"]
+            active = [j for j in self.jobs.values() if j.status in ("running", "pausing")]
             waiting = sorted((j for j in self.jobs.values() if j.status in ("pending", "resuming")),
                              key=lambda j: (j.ready_at, j.seq))
-            t_finish, finisher = math.inf, None
-            for job in running:
-                if job.run_end() < t_finish:
-                    t_finish, finisher = job.run_end(), job
-            t_start, starter = math.inf, None
-            if waiting and len(running) < self.config.max_running_jobs:
+            due: list[tuple[float, int, int, str, JobRec]] = []
+            for job in active:
+                if job.status == "pausing":
+                    due.append((job.pause_done_at or now, 0, job.seq, "paused", job))
+                    continue
+                t_end, t_cap = job.run_end(), self._cap_time(job)
+                if t_cap is not None and t_cap < t_end:
+                    due.append((t_cap, 0, job.seq, "cap", job))
+                else:
+                    due.append((t_end, 0, job.seq, "finish", job))
+            if waiting and len(active) < self.config.max_running_jobs:
                 starter = waiting[0]
-                t_start = max(starter.ready_at, min(cursor, now))
-            t = min(t_finish, t_start)
-            if t > now or t == math.inf:
+                due.append((max(starter.ready_at, min(cursor, now)), 1, starter.seq, "start", starter))
+            if not due:
                 break
-            if finisher is not None and t_finish <= t_start:
-                self._finish_job(finisher, t_finish)
+            t, _, _, action, job = min(due, key=lambda d: d[:3])
+            if t > now:
+                break
+            if action == "finish":
+                self._finish_job(job, t)
+            elif action == "cap":
+                self._stop_training(job, t)
+                self._paused(job, t, "spending_limit")
+            elif action == "paused":
+                self._paused(job, t, job.pause_reason or "user")
             else:
-                self._start_job(starter, t_start)  # type: ignore[arg-type]
+                self._start_job(job, t)
             cursor = max(cursor, t)
             self.dirty = True
         for job in self.jobs.values():
@@ -743,12 +926,15 @@ class Store:
             job.status = "cancelled"
             job.finished_at = now
             job.segment_start = None
+            job.pause_done_at = job.pause_reason = None
             self._event(job, now, "Job cancelled.")
             self.dirty = True
             self._advance_jobs(now)
             return job
 
     def pause_job(self, job_id: str) -> JobRec:
+        """Stops training and makes a checkpoint at the step reached: at once ('paused'), or
+        after ``job_pausing_seconds`` of 'pausing'."""
         with self.lock:
             now = self.now()
             self._advance_jobs(now)
@@ -756,11 +942,19 @@ class Store:
             if job.status != "running":
                 raise SimError(400, "unexpectedEntityState",
                                f"Only a running job can be paused; the job '{job_id}' is {job.status}.")
-            self._emit_steps(job, now)
-            job.progress += now - (job.segment_start or now)
-            job.segment_start = None
-            job.status = "paused"
-            self._event(job, now, "Job paused.")
+            base = lookup_base(job.base_model)
+            if job.method_type == "reinforcement" and base is not None and base.lifecycle_status == "preview":
+                raise SimError(400, "unexpectedEntityState",
+                               f"Pausing is not supported yet for reinforcement fine-tuning of {job.base_model} "
+                               f"(preview); the job '{job_id}' keeps running.")
+            self._stop_training(job, now)
+            if self.config.job_pausing_seconds > 0:
+                job.status = "pausing"
+                job.pause_reason = "user"
+                job.pause_done_at = now + self.config.job_pausing_seconds
+                self._event(job, now, "Job pausing: creating a checkpoint.")
+            else:
+                self._paused(job, now, "user")
             self.dirty = True
             self._advance_jobs(now)
             return job
@@ -773,6 +967,9 @@ class Store:
             if job.status != "paused":
                 raise SimError(400, "unexpectedEntityState",
                                f"Only a paused job can be resumed; the job '{job_id}' is {job.status}.")
+            if job.pause_reason == "spending_limit":
+                job.cost_limit_lifted = True
+            job.pause_reason = None
             job.status = "resuming"
             job.ready_at = now + self.config.job_pending_seconds
             self._event(job, now, "Job resuming.")
@@ -864,6 +1061,13 @@ class Store:
                 raise SimError(400, "InvalidResourceProperties",
                                f"The model format '{model.get('format')}' is not supported; use 'OpenAI'.")
             resolved = self.resolve_model(str(model["name"]))
+            found = self.find_checkpoint(str(model["name"])) if resolved is None else None
+            if found is not None:
+                job, ckpt = found
+                raise SimError(400, "DeploymentModelNotSupported",
+                               f"The model '{model['name']}' (format OpenAI, version {model.get('version', '1')}), the "
+                               f"checkpoint of step {ckpt['step_number']} of fine-tuning job '{job.id}', cannot be "
+                               f"deployed: {self.checkpoint_refusal(job, ckpt)}.")
             if resolved is None:
                 raise SimError(400, "DeploymentModelNotSupported",
                                f"The model '{model['name']}' (format OpenAI, version {model.get('version', '1')}) "
@@ -1011,7 +1215,12 @@ class Store:
                 "now": now,
                 "files": [{**asdict(f), "status": f.status(now)} for f in self.files.values()],
                 "jobs": [{"id": j.id, "status": j.status, "model": j.model, "fine_tuned_model": j.fine_tuned_model,
-                          "created_at": j.created_at, "finished_at": j.finished_at, "error": j.error}
+                          "created_at": j.created_at, "finished_at": j.finished_at, "error": j.error,
+                          "method": j.method_type, "pause_reason": j.pause_reason,
+                          "checkpoints": [c["id"] for c in j.checkpoints],
+                          "deployable_checkpoints": [c["id"] for c in self.deployable_checkpoints(j)],
+                          **({"cost_usd": round(self.job_cost(j, now), 2), "cost_limit_lifted": j.cost_limit_lifted}
+                             if j.method_type == "reinforcement" else {})}
                          for j in self.jobs.values()],
                 "deployments": [{"subscription": d.subscription, "resource_group": d.resource_group,
                                  "account": d.account, "name": d.name, "model": d.model.get("name"),

@@ -1,5 +1,6 @@
 """What a simulated training run reports: chosen hyperparameters, a falling
-loss curve, checkpoints at the last epochs, and ``results.csv``.
+loss curve (a rising reward for reinforcement fine-tuning, see ``graders.py``),
+a checkpoint at the end of every epoch, and ``results.csv``.
 
 Everything is a pure function of the job's id, seed and sizes, so the same job
 gives the same numbers in events, checkpoints and the results file.
@@ -11,8 +12,8 @@ import math
 import random
 from typing import Any, Optional
 
-__all__ = ["resolve_hyperparameters", "plan_steps", "step_metrics", "checkpoint_steps", "results_csv",
-           "RESULTS_COLUMNS"]
+__all__ = ["resolve_hyperparameters", "resolve_rft_hyperparameters", "plan_steps", "step_metrics",
+           "checkpoint_steps", "results_csv", "rft_results_csv", "RESULTS_COLUMNS"]
 
 RESULTS_COLUMNS = ["step", "train_loss", "train_accuracy", "train_mean_token_accuracy",
                    "valid_loss", "valid_accuracy", "validation_mean_token_accuracy"]
@@ -28,6 +29,22 @@ def resolve_hyperparameters(requested: dict[str, Any], examples: int) -> dict[st
     batch_size = given("batch_size") or max(1, min(32, round(examples * 0.002)))
     lr = given("learning_rate_multiplier") or (0.1 if batch_size < 8 else 0.2)
     return {"n_epochs": int(n_epochs), "batch_size": int(batch_size), "learning_rate_multiplier": float(lr)}
+
+
+def resolve_rft_hyperparameters(requested: dict[str, Any], resolved: dict[str, Any], total_steps: int) -> dict[str, Any]:
+    """``method.reinforcement.hyperparameters`` once the job starts: the shared ones as resolved,
+    RFT's own with 'auto' replaced (eval_interval about a tenth of the run, 1 eval sample,
+    compute multiplier 1, reasoning effort medium)."""
+    def given(key: str) -> Optional[Any]:
+        value = requested.get(key)
+        return None if value in (None, "auto") else value
+
+    effort = requested.get("reasoning_effort")
+    return {**resolved,
+            "eval_interval": int(given("eval_interval") or max(1, round(total_steps / 10))),
+            "eval_samples": int(given("eval_samples") or 1),
+            "compute_multiplier": float(given("compute_multiplier") or 1.0),
+            "reasoning_effort": "medium" if effort in (None, "default") else str(effort)}
 
 
 def plan_steps(examples: int, n_epochs: int, batch_size: int, max_steps: int) -> tuple[int, int]:
@@ -66,10 +83,9 @@ def step_metrics(job_id: str, seed: int, step: int, total: int, with_validation:
     return metrics
 
 
-def checkpoint_steps(per_epoch: int, n_epochs: int, keep: int = 3) -> list[int]:
-    """Steps at the end of the last ``keep`` epochs."""
-    first = max(1, n_epochs - keep + 1)
-    return [epoch * per_epoch for epoch in range(first, n_epochs + 1)]
+def checkpoint_steps(per_epoch: int, n_epochs: int) -> list[int]:
+    """Steps at the end of every epoch (one checkpoint per epoch)."""
+    return [epoch * per_epoch for epoch in range(1, n_epochs + 1)]
 
 
 def checkpoint_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -94,4 +110,18 @@ def results_csv(job_id: str, seed: int, total: int, with_validation: bool) -> by
         else:
             row += ["", "", ""]
         out.write(",".join(row) + "\n")
+    return out.getvalue().encode("utf-8")
+
+
+def rft_results_csv(grader: dict, rows: list[dict[str, Any]]) -> bytes:
+    """results.csv of a reinforcement fine-tuning job: ``step, train_reward_mean, valid_reward_mean,
+    train_reasoning_tokens_mean, valid_reasoning_tokens_mean, full_valid_mean_parse_error`` and, per
+    grader (a multigrader's graders by key, else the grader), ``train_reward_mean_<key>,
+    valid_reward_mean_<key>``; validation columns are empty on steps without a validation run."""
+    from .graders import results_columns, results_row
+
+    out = io.StringIO()
+    out.write(",".join(results_columns(grader)) + "\n")
+    for m in rows:
+        out.write(",".join(results_row(m, grader)) + "\n")
     return out.getvalue().encode("utf-8")

@@ -24,6 +24,9 @@ class FileCheck:
     format: Optional[str] = None  # "chat" | "completion" | "preference"
     examples: int = 0
     tokens: int = 0  # rough estimate: characters / 4
+    # The first chat example whose last message is not a user message: [line, role]
+    # (reinforcement fine-tuning needs the final message to be the user's).
+    final_not_user: Optional[list] = None
 
 
 def _shape(obj: dict) -> Optional[str]:
@@ -48,6 +51,7 @@ def check_fine_tune_file(data: bytes, *, max_bytes: int, min_examples: int) -> F
     fmt: Optional[str] = None
     examples = 0
     chars = 0
+    final_not_user: Optional[list] = None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -71,12 +75,15 @@ def check_fine_tune_file(data: bytes, *, max_bytes: int, min_examples: int) -> F
                 if not isinstance(message, dict) or message.get("role") not in _CHAT_ROLES:
                     return FileCheck(False, f"Line {number}: every message needs a role among "
                                             f"{', '.join(sorted(_CHAT_ROLES))}.")
+            last = obj["messages"][-1]["role"] if obj["messages"] else None
+            if final_not_user is None and last != "user":
+                final_not_user = [number, last]
         examples += 1
         chars += len(line)
     if examples < min_examples:
         return FileCheck(False, f"The file has {examples} example(s), but a fine-tuning file must have at "
                                 f"least {min_examples} examples.", fmt, examples)
-    return FileCheck(True, None, fmt, examples, max(1, chars // 4))
+    return FileCheck(True, None, fmt, examples, max(1, chars // 4), final_not_user)
 
 
 def sniff_format(data: bytes) -> Optional[str]:

@@ -156,3 +156,55 @@ def deployment_body(model: str, sku: str = "Standard", capacity: int = 1, versio
 
 def deploy(cs: CognitiveServicesManagementClient, name: str, model: str, sku: str = "Standard"):
     return cs.deployments.begin_create_or_update(RG, ACCOUNT, name, deployment_body(model, sku)).result()
+
+
+# --------------------------------------------------------------------------- reinforcement fine-tuning
+
+RFT_MODEL = "o4-mini-2025-04-16"
+STRING_CHECK = {"type": "string_check", "name": "exact answer", "input": "{{ sample.output_json.answer }}",
+                "reference": "{{ item.answer }}", "operation": "eq"}
+MULTI_GRADER = {
+    "type": "multi", "name": "answer and explanation",
+    "graders": {
+        "exact": {"type": "string_check", "name": "exact", "input": "{{ sample.output_json.answer }}",
+                  "reference": "{{ item.answer }}", "operation": "eq"},
+        "close": {"type": "text_similarity", "name": "close", "input": "{{ sample.output_json.explanation }}",
+                  "reference": "{{ item.explanation }}", "evaluation_metric": "fuzzy_match"},
+    },
+    "calculate_output": "0.7 * exact + 0.3 * close",
+}
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {
+    "name": "answer", "strict": True,
+    "schema": {"type": "object", "properties": {"answer": {"type": "string"}, "explanation": {"type": "string"}},
+               "required": ["answer", "explanation"], "additionalProperties": False}}}
+
+
+def rft_jsonl(n: int, *, tag: str = "x", final_role: str = "user") -> bytes:
+    """RFT examples: the prompt ends with the user's message; the reference answer is an extra field."""
+    lines = []
+    for i in range(n):
+        messages = [{"role": "developer", "content": "Answer with JSON."},
+                    {"role": "user", "content": f"What is {i} + {i} ({tag})?"}]
+        if final_role != "user":
+            messages.append({"role": final_role, "content": str(2 * i)})
+        lines.append(json.dumps({"messages": messages, "answer": str(2 * i), "explanation": f"{i} twice"}))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def rft_files(oai: AzureOpenAI) -> tuple[str, str]:
+    return (upload(oai, rft_jsonl(12), name="rft-train.jsonl").id,
+            upload(oai, rft_jsonl(10, tag="v"), name="rft-valid.jsonl").id)
+
+
+def rft_method(grader: dict | None = None, **reinforcement) -> dict:
+    return {"type": "reinforcement", "reinforcement": {"grader": grader or STRING_CHECK, **reinforcement}}
+
+
+def create_rft_job(oai: AzureOpenAI, *, model: str = RFT_MODEL, grader: dict | None = None, files=None,
+                   hyperparameters: dict | None = None, **reinforcement):
+    training, validation = files or rft_files(oai)
+    if hyperparameters is not None:
+        reinforcement["hyperparameters"] = hyperparameters
+    return oai.fine_tuning.jobs.create(model=model, training_file=training, validation_file=validation,
+                                       method=rft_method(grader, **reinforcement),
+                                       extra_body={"trainingType": "Standard"})

@@ -16,6 +16,13 @@ import urllib.parse
 from typing import Any, Optional
 
 import jsonschema
+from openai.types.fine_tuning import ReinforcementHyperparameters
+from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+from openai.types.fine_tuning.alpha import GraderValidateResponse
+from openai.types.fine_tuning.reinforcement_method import Grader as RftGrader
+from openai.types.graders.multi_grader import Graders as MultiSubGrader
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticError
 
 # The specs, their loader and the common-types substitute are the simulator's (it validates request
 # bodies against the same descriptions): one copy.
@@ -80,8 +87,10 @@ RESPONSE_TYPES: dict[str, Any] = {
 }
 
 # Values of extensible enums (x-ms-enum modelAsString) the simulator sends that the description does not
-# list: ARM's conventional state of a resource being updated in place.
-ENUM_EXTRAS = {("DeploymentProperties", "provisioningState"): ["Updating"]}
+# list: ARM's conventional state of a resource being updated in place; the reinforcement method, which the
+# data-plane description (2025-04-01-preview) predates and the openai SDK's Method.type lists.
+ENUM_EXTRAS = {("arm", "DeploymentProperties", "provisioningState"): ["Updating"],
+               ("data_plane", "FineTuningMethodType", None): ["reinforcement"]}
 
 # Fields the simulator sends that a definition does not declare, on purpose.
 ALLOWED_EXTRAS = {
@@ -97,8 +106,9 @@ class Conformance:
         common = {"definitions": {**COMMON_TYPES["definitions"], **RESPONSE_TYPES}}
         self.data_plane = SwaggerSpec(DATA_PLANE, prefix="/openai")
         self.arm = SwaggerSpec(ARM, extra={COMMON_TYPES_REF: common})
-        for (definition, prop), values in ENUM_EXTRAS.items():
-            enum = self.arm.doc["definitions"][definition]["properties"][prop]["enum"]
+        for (which, definition, prop), values in ENUM_EXTRAS.items():
+            schema = getattr(self, which).doc["definitions"][definition]
+            enum = (schema["properties"][prop] if prop else schema)["enum"]
             enum.extend(v for v in values if v not in enum)
         self.common_uri = urllib.parse.urljoin(self.arm.uri, COMMON_TYPES_REF)
         self.violations: list[str] = []
@@ -167,9 +177,11 @@ class Conformance:
     def check(self, method: str, url: str, status: int, content_type: str, body: bytes) -> list[str]:
         path = urllib.parse.urlsplit(url).path
         path = re.sub(r"/{2,}", "/", path)
+        sdk = [f"{method} {path} -> {status} [openai SDK]: {p}" for p in sdk_problems(path, status, body)]
+        self.violations.extend(sdk)
         found = self.schema_for(method, path, status)
         if found is None:
-            return []
+            return sdk
         spec, schema, name, operation_id = found
         self.checked.append((method, path, status, name, operation_id))
         if schema == {"not": {}}:
@@ -189,7 +201,7 @@ class Conformance:
                 problems = self._validate(spec, schema, instance)
         tagged = [f"{method} {path} -> {status} [{name}]: {p}" for p in problems]
         self.violations.extend(tagged)
-        return tagged
+        return sdk + tagged
 
     def validate_definition(self, spec: SwaggerSpec, definition: str, body: Any) -> list[str]:
         return self._validate(spec, spec.schema_ref(f"#/definitions/{definition}"), body)
@@ -209,3 +221,76 @@ class Conformance:
             self.check(http_response.request.method, http_response.request.url, http_response.status_code,
                        http_response.headers.get("content-type", ""), http_response.body() or b"")
         return hook
+
+
+# --------------------------------------------------------------------------- what the description lacks
+#
+# Reinforcement fine-tuning, graders and the grader-validate call are newer than the data-plane description:
+# those parts of an answer are checked against the openai SDK's own (pydantic) types, validated rather than
+# merely constructed. Two documented differences from the SDK's types: a multigrader's "graders" is a map of
+# names to graders (the SDK types one grader), and the endpoint grader (Azure preview) is not in the SDK.
+
+_ADAPTERS: dict[Any, TypeAdapter] = {}
+
+
+def _sdk(tp: Any, value: Any, where: str) -> list[str]:
+    adapter = _ADAPTERS.setdefault(tp, TypeAdapter(tp))
+    try:
+        adapter.validate_python(value)
+    except PydanticError as exc:
+        return [f"{where}: {e['msg']} at {'.'.join(map(str, e['loc']))}" for e in exc.errors()[:5]]
+    return []
+
+
+def grader_problems(grader: Any, where: str) -> list[str]:
+    if not isinstance(grader, dict):
+        return [f"{where}: not an object"]
+    if grader.get("type") == "multi":
+        out = [f"{where}.{k}: not a string" for k in ("name", "calculate_output") if not isinstance(grader.get(k), str)]
+        subs = grader.get("graders")
+        if not isinstance(subs, dict) or not subs:
+            return out + [f"{where}.graders: not a map of names to graders"]
+        for key, sub in subs.items():
+            out += _sdk(MultiSubGrader, sub, f"{where}.graders.{key}")
+        return out
+    if grader.get("type") == "endpoint":
+        return [] if isinstance(grader.get("url"), str) else [f"{where}.url: not a string"]
+    return _sdk(RftGrader, grader, where)
+
+
+def _jobs_of(path: str, doc: Any) -> list[dict]:
+    if not isinstance(doc, dict):
+        return []
+    if re.fullmatch(r"/openai/fine_tuning/jobs", path) and isinstance(doc.get("data"), list):
+        return [j for j in doc["data"] if isinstance(j, dict)]
+    if re.fullmatch(r"/openai/fine_tuning/jobs(/[^/]+(/(cancel|pause|resume))?)?", path):
+        return [doc]
+    return []
+
+
+def sdk_problems(path: str, status: int, body: bytes) -> list[str]:
+    if status >= 300 or not body:
+        return []
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return []
+    out: list[str] = []
+    for job in _jobs_of(path, doc):
+        method = job.get("method") or {}
+        if method.get("type") != "reinforcement":
+            continue
+        config = method.get("reinforcement")
+        if not isinstance(config, dict):
+            out.append("method.reinforcement: missing")
+            continue
+        out += grader_problems(config.get("grader"), "method.reinforcement.grader")
+        if "hyperparameters" in config:
+            out += _sdk(ReinforcementHyperparameters, config["hyperparameters"], "method.reinforcement.hyperparameters")
+    if re.fullmatch(r"/openai(/v1)?/fine_tuning/alpha/graders/validate", path):
+        out += _sdk(GraderValidateResponse, {k: v for k, v in doc.items() if k != "grader"}, "(body)")
+        out += grader_problems(doc.get("grader"), "grader")
+    if re.fullmatch(r"/openai/fine_tuning/jobs/[^/]+/checkpoints", path):
+        for i, item in enumerate(doc.get("data") or []):
+            out += _sdk(FineTuningJobCheckpoint, item, f"data[{i}]")
+    return out

@@ -75,6 +75,28 @@ def test_the_validator_rejects_what_does_not_conform(_conformance):
                               "accounts/a/deployments/d", 404, "application/json", b'{"error": {"code": "x"}}')
 
 
+def test_the_sdk_checks_reject_what_the_description_lacks_and_does_not_conform():
+    local = Conformance()
+    grader = {"type": "string_check", "name": "g", "input": "{{ sample.output_text }}", "reference": "r",
+              "operation": "eq"}
+    job = {"object": "fine_tuning.job", "id": "ftjob-1", "status": "pending", "model": "o4-mini",
+           "training_file": "file-1", "created_at": 1,
+           "method": {"type": "reinforcement", "reinforcement": {"grader": grader}}}
+    url = "https://h/openai/fine_tuning/jobs/ftjob-1"
+    assert local.check("GET", url, 200, "application/json", json.dumps(job).encode()) == []
+    bad = json.loads(json.dumps(job))
+    bad["method"]["reinforcement"]["grader"]["operation"] = "equals"
+    assert local.check("GET", url, 200, "application/json", json.dumps(bad).encode())
+    bad["method"]["reinforcement"] = {"grader": grader, "hyperparameters": {"eval_samples": "many"}}
+    assert local.check("GET", url, 200, "application/json", json.dumps(bad).encode())
+    multi = {"type": "multi", "name": "m", "calculate_output": "a", "graders": grader}  # not a map of graders
+    validate = "https://h/openai/v1/fine_tuning/alpha/graders/validate"
+    assert local.check("POST", validate, 200, "application/json", json.dumps({"grader": multi}).encode())
+    multi["graders"] = {"a": grader}
+    assert local.check("POST", validate, 200, "application/json", json.dumps({"grader": multi}).encode()) == []
+    assert local.check("POST", validate, 200, "application/json", json.dumps({"grader": {"type": "x"}}).encode())
+
+
 def test_every_operation_and_its_errors_conform(admin, raw, conformance):
     admin.configure(file_processing_seconds=0, deployment_create_seconds=0, deployment_delete_seconds=5)
     # -- data plane

@@ -11,7 +11,8 @@ from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from devstack.certs import ensure_certs
 from devstack.simulator import SimulatorProcess, StaticTokenCredential
 
-from .conftest import ACCOUNT, BASE, FAST, RG, SUB, chat_jsonl, deploy, finished_job, make_openai, upload
+from .conftest import (ACCOUNT, BASE, FAST, RG, SUB, chat_jsonl, create_rft_job, deploy, finished_job, make_openai,
+                       upload)
 
 
 def test_state_file_keeps_files_jobs_deployments_and_the_clock(tmp_path, conformance):
@@ -32,6 +33,10 @@ def test_state_file_keeps_files_jobs_deployments_and_the_clock(tmp_path, conform
         assert job.status == "succeeded"
         deploy(cs, "kept", job.fine_tuned_model)
         oai.chat.completions.create(model="kept", messages=[{"role": "user", "content": "hi"}])
+        first.admin.configure(rft_cost_per_hour=3_600_000, job_running_seconds=100)  # the $5,000 cap after 5 s
+        rft = create_rft_job(oai)
+        first.admin.advance(60)
+        assert oai.fine_tuning.jobs.retrieve(rft.id).status == "paused"
         clock_before = first.admin.now()
         oai.close()
         cs.close()
@@ -50,6 +55,15 @@ def test_state_file_keeps_files_jobs_deployments_and_the_clock(tmp_path, conform
         assert len(list(oai.fine_tuning.jobs.list_events(job.id, limit=100))) > 5
         assert cs.deployments.get(RG, ACCOUNT, "kept").properties.provisioning_state == "Succeeded"
         assert oai.chat.completions.create(model="kept", messages=[{"role": "user", "content": "hi"}]).choices
+        # the RFT job paused by its spending: still paused, its checkpoint deployable, resume lifts the cap
+        assert oai.fine_tuning.jobs.retrieve(rft.id).status == "paused"
+        saved = next(j for j in second.admin.state()["jobs"] if j["id"] == rft.id)
+        assert saved["pause_reason"] == "spending_limit" and saved["deployable_checkpoints"]
+        deploy(cs, "rft-kept", saved["deployable_checkpoints"][0])
+        second.admin.configure(rft_cost_per_hour=3_600_000)
+        oai.fine_tuning.jobs.resume(rft.id)
+        second.admin.advance(300)
+        assert oai.fine_tuning.jobs.retrieve(rft.id).status == "succeeded"
         oai.close()
         cs.close()
 

@@ -149,7 +149,14 @@ def test_the_validator_reads_the_description_for_requests():
     with pytest.raises(BodyRefused) as err:
         schemas.check_json("POST", JOBS, {"model": "m", "training_file": "f", "method": {"type": "dpo"}})
     assert err.value.field == "method.dpo" and err.value.operation_id == "FineTuning_Create"
-    schemas.check_json("POST", JOBS, {"model": "m", "training_file": "f", "method": {"type": "reinforcement"}})
+    # "reinforcement" passes the description's open enum; the SDK-derived RFT schema then wants its object.
+    with pytest.raises(BodyRefused) as err:
+        schemas.check_json("POST", JOBS, {"model": "m", "training_file": "f", "method": {"type": "reinforcement"}})
+    assert err.value.field == "method.reinforcement" and err.value.operation_id == "FineTuning_Create"
+    grader = {"type": "string_check", "name": "g", "input": "{{ sample.output_text }}", "reference": "{{ item.a }}",
+              "operation": "eq"}
+    schemas.check_json("POST", JOBS, {"model": "m", "training_file": "f",
+                                      "method": {"type": "reinforcement", "reinforcement": {"grader": grader}}})
     kept = schemas.writable("PUT", DEPLOYMENT, {"sku": {"name": "S", "capacity": 1}, "id": "x", "other": 1,
                                                  "properties": {"model": {"name": "m", "callRateLimit": {}},
                                                                 "rateLimits": [], "raiPolicyName": "p"}})
