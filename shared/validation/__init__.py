@@ -8,7 +8,15 @@ One streaming pass over the bytes, constant memory whatever the file's size.
 The rules come from ``/work/shared/spec/fine-tuning-facts.md`` and the API
 descriptions; the per-model limits from the model catalogue
 (:mod:`shared.catalogue`). Command line: ``python -m shared.validation PATH
---model MODEL [--method supervised|dpo] [--json] [--exact-tokens]``.
+--model MODEL [--method supervised|dpo|reinforcement] [--grader FILE]
+[--response-format FILE] [--json] [--exact-tokens]``.
+
+Reinforcement fine-tuning (``method="reinforcement"``): each example is
+``{"messages": [...], "tools": [...]?, <fields for the grader>}`` whose last
+message is the user's; ``validate(..., grader={...})`` also checks the grader
+(:mod:`shared.validation.graders`: ``validate_grader``, ``referenced_item_fields``)
+and that every ``{{item.<field>}}`` it reads is in every example. Image data
+(content parts ``image_url``): see :mod:`shared.validation.rules`.
 
 Report (``ValidationReport.to_dict()``): ``valid``, ``model``, ``base_model``,
 ``method``, ``errors`` and ``warnings`` (the first 100 of each, as
@@ -17,12 +25,14 @@ whole), ``error_counts`` and ``warning_counts`` (all of them, per code) and
 ``stats``:
 
 - ``bytes``, ``utf8_bom``, ``lines``, ``examples`` (non-blank lines),
-  ``valid_examples``, ``format`` (chat, completion or dpo);
+  ``valid_examples``, ``format`` (chat, completion, dpo or rft), ``examples_with_images``;
 - ``encoding``, ``token_limit``; ``total_tokens``, ``max_tokens_per_example``,
   ``assistant_tokens`` (trainable assistant messages; both outputs for DPO,
-  the completion for prompt/completion) and ``estimated_billable_tokens_per_epoch``
-  (the total: every token of the file is trained on once per epoch), over valid
-  examples.
+  the completion for prompt/completion; 0 for reinforcement) and
+  ``estimated_billable_tokens_per_epoch`` (the total: every token of the file is
+  trained on once per epoch; null for reinforcement, billed per training hour),
+  over valid examples. Reinforcement examples count their messages and tools
+  only (the other fields are the grader's, not the model's input).
 
   Tokens are counted with the model's encoding only where it can change the
   verdict: a token is at least one byte, so an example whose line (plus a flat
@@ -36,6 +46,12 @@ whole), ``error_counts`` and ``warning_counts`` (all of them, per code) and
 - ``examples_without_system_message``, ``distinct_system_messages``,
   ``duplicates`` and ``duplicate_check_complete`` (false past 1,572,864 distinct
   examples, see :mod:`shared.validation.dedupe`);
+- ``item_fields_in_every_example`` (reinforcement): the top-level fields besides
+  ``messages`` and ``tools`` that every valid example has, so that a grader given
+  later (with the job) can be checked against a validated dataset without reading it
+  again: ``referenced_item_fields(grader) - set(stats["item_fields_in_every_example"])``
+  are the fields some example lacks;
+- ``grader_item_fields``: the fields the grader reads (reinforcement, with a grader);
 - ``sha256`` when asked for.
 
 Error and warning codes (``CODES`` holds each code's meaning and fix):
@@ -51,4 +67,14 @@ from .validator import (MAX_ISSUES, MAX_LINE_BYTES, SUPPORTED_METHODS, Issue, Va
 __doc__ = __doc__.replace("{codes}", codes_table())
 
 __all__ = ["CODES", "CodeInfo", "Issue", "MAX_ISSUES", "MAX_LINE_BYTES", "SUPPORTED_METHODS",
-           "ValidationReport", "codes_table", "validate", "validate_path"]
+           "ValidationReport", "codes_table", "referenced_item_fields", "validate", "validate_grader",
+           "validate_path"]
+
+
+def __getattr__(name: str):
+    # The grader checks are imported when first used: most validations never need them.
+    if name in ("validate_grader", "referenced_item_fields"):
+        from . import graders
+
+        return getattr(graders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Per-example rules: chat (supervised), prompt/completion and preference (DPO) examples.
+"""Per-example rules: chat (supervised), prompt/completion, preference (DPO) and reinforcement
+(RFT) examples.
 
 Each checker takes one parsed line (a dict) and raises :class:`Bad` for the
 first problem it finds, with a message that says what to fix. On success it
@@ -20,24 +21,38 @@ path of a few operations per message; anything else takes the full walk,
 which owns the error messages. Message numbers count from 1 within the
 example's ``messages`` list ("assistant message 2" is the second message of
 the list, an assistant one).
+
+Images (content parts ``image_url``, for models with vision fine-tuning only):
+in user messages only, at most 64 per example, ``detail`` low/high/auto, inline
+``data:`` images JPEG/PNG/WEBP of at most 10 MB in RGB/RGBA (:mod:`.images`).
+
+Reinforcement examples (:func:`check_rft`): ``messages`` (developer, system,
+user, assistant and tool messages) ending with a user message, optional
+``tools``; every other top-level field reaches the grader as ``item.<field>``,
+and each field the grader reads (``Ctx.item_paths``) must be there.
 """
 from __future__ import annotations
 
+import types
 from typing import Any, Optional, Tuple
 
 import orjson
 
 from ..catalogue import ModelInfo
+from .images import check_data_uri, vision_limits
 from ..tokens import (IMAGE_TOKENS_ESTIMATE, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TOKENS_PER_TOOL_CALL,
                       TOKENS_REPLY_PRIMING, count_chat_tokens, count_message_tokens, count_tokens)
 
-__all__ = ["Bad", "Ctx", "Summary", "check_chat", "check_completion", "check_dpo", "count_example",
+__all__ = ["Bad", "Ctx", "Summary", "check_chat", "check_completion", "check_dpo", "check_rft", "count_example",
            "text_sizes", "utf8_bound"]
 
 Summary = Tuple[int, int, int, int, Optional[str], Optional[list], int]
 
 ROLES = frozenset(("system", "user", "assistant", "tool"))
 LEGACY_ROLES = frozenset(("function",))
+RFT_ROLES = frozenset(("developer", "system", "user", "assistant", "tool"))  # the API's, plus system (disputed)
+_ROLE_TEXT = "system, user, assistant or tool"
+RFT_RESERVED = frozenset(("messages", "tools"))
 MESSAGE_KEYS = frozenset(("role", "content", "name", "weight", "tool_calls", "tool_call_id",
                           "function_call", "refusal"))
 CHAT_KEYS = frozenset(("messages", "tools", "parallel_tool_calls", "functions"))
@@ -84,10 +99,14 @@ def _short(value: Any, limit: int = 40) -> str:
 class Ctx:
     """What the checkers share across one run."""
 
-    __slots__ = ("info", "tools", "tools_bytes")
+    __slots__ = ("info", "tools", "tools_bytes", "item_paths", "common_fields")
 
-    def __init__(self, info: ModelInfo):
+    def __init__(self, info: ModelInfo, item_paths: Any = ()):
         self.info = info
+        # Reinforcement: the {{item.<path>}} the grader reads, as tuples of keys.
+        self.item_paths: tuple[tuple[str, ...], ...] = tuple(item_paths)
+        # Reinforcement: the top-level fields (for the grader) that every valid example so far has.
+        self.common_fields: set[str] | None = None
         # The last valid tools / functions definitions and their JSON size: a dataset usually
         # repeats the same definitions on every line, and comparing is cheaper than checking.
         self.tools: tuple[Any, Any] | None = None
@@ -154,10 +173,18 @@ def _content(i: int, role: str, content: Any, info: ModelInfo, where: str) -> tu
                                                       f"remove the image or use a model that takes images")
                 image = part.get("image_url")
                 url = image.get("url") if type(image) is dict else None
-                if type(url) is not str or not url.startswith(("https://", "http://", "data:image/")):
+                if type(url) is not str or not url.startswith(("https://", "http://", "data:")):
                     raise Bad("invalid_content_part", f'{where}{role} message {i}, content part {j}: '
                                                       f'"image_url" must be {{"url": "https://..." or '
                                                       f'"data:image/...;base64,..."}}')
+                if len(image) > 1 and "detail" in image and image["detail"] not in vision_limits().detail:
+                    raise Bad("invalid_image_detail", f'{where}{role} message {i}, content part {j} has "detail": '
+                                                      f'{_short(image["detail"])}; use '
+                                                      f'{", ".join(map(repr, vision_limits().detail))} or leave it out')
+                if url[:5] == "data:":
+                    problem = check_data_uri(url)
+                    if problem:
+                        raise Bad(problem[0], f"{where}{role} message {i}, content part {j}: {problem[1]}")
                 images += 1
             else:
                 raise Bad("invalid_content_part", f'{where}{role} message {i}, content part {j} has "type": '
@@ -216,7 +243,8 @@ def _weight(m: dict, i: int, role: str, where: str) -> int:
 
 def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                   only_assistant: str | None = None) -> _Walk:
-    """Checks a list of chat messages into ``w``; ``only_assistant`` names a DPO output list."""
+    """Checks a list of chat messages into ``w``; ``only_assistant`` names a DPO output list.
+    (:func:`walk_rft_messages` is the same code with reinforcement fine-tuning's roles.)"""
     key = only_assistant or "messages"
     if type(msgs) is not list:
         code = "messages_not_list" if only_assistant is None else f"invalid_{only_assistant}"
@@ -300,10 +328,9 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                                             f'{{"role": "...", "content": "..."}}')
         role = m.get("role")
         if role is None:
-            raise Bad("missing_role", f'{where}message {i} has no "role"; use system, user, assistant or tool')
+            raise Bad("missing_role", f'{where}message {i} has no "role"; use {_ROLE_TEXT}')
         if type(role) is not str or (role not in ROLES and role not in LEGACY_ROLES):
-            raise Bad("invalid_role", f'{where}message {i} has "role": {_short(role)}; use system, user, '
-                                      f"assistant or tool")
+            raise Bad("invalid_role", f'{where}message {i} has "role": {_short(role)}; use {_ROLE_TEXT}')
         if only_assistant is not None and role != "assistant":
             raise Bad(f"invalid_{only_assistant}", f'{where}"{only_assistant}" message {i} has role '
                                                   f'{_short(role)}; it must hold assistant messages only')
@@ -386,7 +413,7 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                                              f"result")
             n, img = _content(i, role, content, info, where)
             chars += n
-        else:  # system, user, legacy function
+        else:  # system, user, developer (reinforcement), legacy function
             if m.get("tool_calls") is not None:
                 raise Bad("invalid_tool_calls", f'{where}{role} message {i} has "tool_calls"; only assistant '
                                                 f"messages make tool calls")
@@ -404,7 +431,12 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
                 t_system = content if type(content) is str else orjson.dumps(content).decode("utf-8")
         t_chars += chars
         t_extra += extra + img
-        t_img += img
+        if img:
+            t_img += img
+            if t_img > _MAX_IMAGE_TOKENS:
+                raise Bad("too_many_images", f"{where}{role} message {i} brings the example's images to "
+                                             f"{t_img // IMAGE_TOKENS_ESTIMATE}; an example may have at most "
+                                             f"{_MAX_IMAGES}: split it or remove images")
         t_nmsg += 1
         t_last = role
     w.chars, w.achars, w.nmsg, w.amsg, w.extra, w.aextra, w.img = (t_chars, t_achars, t_nmsg, t_amsg, t_extra,
@@ -415,6 +447,10 @@ def walk_messages(msgs: Any, info: ModelInfo, w: _Walk, *, where: str = "",
         raise Bad("unanswered_tool_call", f"{where}tool call(s) {pending} of assistant message "
                                           f"{max(open_calls.values())} have no tool message")
     return w
+
+
+_MAX_IMAGES = vision_limits().max_images_per_example
+_MAX_IMAGE_TOKENS = _MAX_IMAGES * IMAGE_TOKENS_ESTIMATE
 
 
 def _tools(obj: dict, info: ModelInfo, w: _Walk, where: str = "") -> int:
@@ -609,6 +645,70 @@ def check_dpo(obj: dict, ctx: Ctx) -> Summary:
             sum(s.overhead for s in sides), w_in.system, warnings, w_in.img + longer.img)
 
 
+def _wrong_format_rft(obj: dict) -> Bad:
+    if "input" in obj and ("preferred_output" in obj or "non_preferred_output" in obj):
+        return Bad("wrong_format", "the example is a preference (DPO) pair; reinforcement fine-tuning needs "
+                                   '{"messages": [...]} ending with the user message the model answers')
+    if "prompt" in obj or "completion" in obj:
+        return Bad("wrong_format", "the example has prompt/completion; reinforcement fine-tuning needs "
+                                   '{"messages": [...]} ending with the user message the model answers')
+    keys = ", ".join(sorted(str(k) for k in obj)[:8]) or "none"
+    return Bad("missing_messages", f'the example has no "messages" (its keys: {keys})')
+
+
+def check_rft(obj: dict, ctx: Ctx) -> Summary:
+    """A reinforcement example: ``{"messages": [...], "tools": [...]?, <fields for the grader>...}``
+    whose last message is the user's (the model's answer is what the grader scores)."""
+    msgs = obj.get("messages")
+    if msgs is None:
+        raise _wrong_format_rft(obj)
+    info = ctx.info
+    w = _Walk(None)
+    tool_bytes = 0
+    if "tools" in obj:
+        defs = (obj.get("tools"), None)
+        if defs == ctx.tools:
+            tool_bytes = ctx.tools_bytes
+        else:
+            tool_bytes = _tools(obj, info, w)
+            ctx.tools, ctx.tools_bytes = defs, tool_bytes
+    walk_rft_messages(msgs, info, w)
+    if w.last_role != "user":
+        if w.last_role == "assistant":
+            raise Bad("last_message_not_user", f"the example ends with an assistant message (message {len(msgs)}); "
+                                               f"a reinforcement fine-tuning example ends with the user message the "
+                                               f"model answers, and the grader scores the model's own answer: remove "
+                                               f'the answer (keep it as a field such as "reference_answer" for the '
+                                               f"grader)")
+        raise Bad("last_message_not_user", f"the example ends with a {w.last_role} message (message {len(msgs)}); "
+                                           f"a reinforcement fine-tuning example ends with the user message the "
+                                           f"model answers")
+    for path in ctx.item_paths:
+        node: Any = obj
+        for depth, key in enumerate(path):
+            if type(node) is not dict or key not in node:
+                ref = "item." + ".".join(path)
+                if depth == 0:
+                    have = sorted(str(k) for k in obj if k not in RFT_RESERVED)
+                    raise Bad("missing_item_field", f'the grader reads {{{{{ref}}}}}, but the example has no "{key}" '
+                                                    f"field (its fields for the grader: "
+                                                    f"{', '.join(have[:8]) or 'none'}); add it to every example")
+                at = "item." + ".".join(path[:depth])
+                what = f"is {_jtype(node)}" if type(node) is not dict else f'has no "{key}"'
+                raise Bad("missing_item_field", f"the grader reads {{{{{ref}}}}}, but the example's {at} {what}")
+            node = node[key]
+    common = ctx.common_fields
+    if common is None:
+        ctx.common_fields = {str(k) for k in obj if k not in RFT_RESERVED}
+    elif common:
+        common.intersection_update(obj.keys())
+    if w.system is not None:
+        w.warn("rft_system_message", "the example has a system message; reinforcement fine-tuning data "
+                                     'gives instructions in a "developer" message (one source says system messages '
+                                     "are not supported)")
+    return (w.chars, 0, TOKENS_REPLY_PRIMING + w.overhead + tool_bytes // 4, 0, None, w.warnings, w.img)
+
+
 # -- exact counts and bounds, for the examples that need them --------------------------------------
 
 def count_example(kind: str, obj: dict, encoding: str) -> tuple[int, int]:
@@ -619,6 +719,8 @@ def count_example(kind: str, obj: dict, encoding: str) -> tuple[int, int]:
         assistant = sum(count_message_tokens(m, encoding) for m in msgs
                         if m.get("role") == "assistant" and m.get("weight", 1))
         return total, assistant
+    if kind == "rft":  # what the model reads; the grader's fields are not its input
+        return count_chat_tokens(obj["messages"], encoding, tools=obj.get("tools")), 0
     if kind == "completion":
         c = count_tokens(obj["completion"], encoding)
         return count_tokens(obj["prompt"], encoding) + c, c
@@ -664,4 +766,16 @@ def utf8_bound(kind: str, obj: dict, overhead: int) -> int | None:
     holder = obj["input"] if kind == "dpo" else obj
     if "tools" in holder or "functions" in holder:
         return None
+    if kind == "rft":  # only the messages are the model's input (the other fields are the grader's)
+        return text_sizes(obj["messages"])[1] + overhead
     return text_sizes(obj)[1] + overhead
+
+
+# The reinforcement walk: walk_messages' own code, run with RFT's roles in its globals (developer
+# allowed, no legacy function), so that the supervised and DPO walk pays nothing for it.
+walk_rft_messages = types.FunctionType(
+    walk_messages.__code__,
+    {**globals(), "ROLES": RFT_ROLES, "LEGACY_ROLES": frozenset(), "_ROLE_TEXT": "developer, user, assistant or tool"},
+    "walk_rft_messages", walk_messages.__defaults__, walk_messages.__closure__)
+walk_rft_messages.__kwdefaults__ = dict(walk_messages.__kwdefaults__ or {})
+walk_rft_messages.__doc__ = "walk_messages for reinforcement fine-tuning examples (their roles)."

@@ -14,8 +14,8 @@ import orjson
 from ..catalogue import ModelInfo, UnknownModelError, load_catalogue
 from .codes import CODES, ERROR
 from .dedupe import DigestTable
-from .rules import (_PER_MESSAGE, Bad, Ctx, check_chat, check_completion, check_dpo, count_example, text_sizes,
-                    utf8_bound)
+from .rules import (_PER_MESSAGE, Bad, Ctx, check_chat, check_completion, check_dpo, check_rft, count_example,
+                    text_sizes, utf8_bound)
 from ..tokens import TOKENS_REPLY_PRIMING as _REPLY_PRIMING
 from .secrets import candidates, find_secret, scan_line
 
@@ -30,7 +30,7 @@ CHUNK_SIZE = 1 << 20  # bytes read at a time from a file-like source
 # bytes, so a line this long would need an average of 256 bytes per token to fit a 65,536-token
 # context: no real example is both that long and within the limit.
 MAX_LINE_BYTES = 16 << 20
-SUPPORTED_METHODS = ("supervised", "dpo")
+SUPPORTED_METHODS = ("supervised", "dpo", "reinforcement")
 _MAX_SYSTEM_VARIANTS = 1000  # distinct system messages tracked (digests), for the consistency warning
 
 _BINARY_MAGIC = (
@@ -106,14 +106,22 @@ class ValidationReport:
             approx = "" if s.get("tokens_exact") else "~"
             out.append("stats:")
             out.append(f"  examples: {s['examples']} ({s.get('valid_examples', 0)} valid), "
-                       f"duplicates: {s.get('duplicates', 0)}, "
-                       f"without system message: {s.get('examples_without_system_message', 0)}")
+                       f"duplicates: {s.get('duplicates', 0)}"
+                       + ("" if s.get("format") == "rft" else
+                          f", without system message: {s.get('examples_without_system_message', 0)}")
+                       + (f", with images: {s['examples_with_images']:,}" if s.get("examples_with_images") else ""))
             if s.get("total_tokens") is not None:
+                trained = "" if s.get("format") == "rft" else f", assistant {approx}{s['assistant_tokens']:,}"
                 out.append(f"  tokens ({s.get('encoding')}{'' if s.get('tokens_exact') else ', estimated'}): "
                            f"total {approx}{s['total_tokens']:,}, max per example "
-                           f"{approx}{s['max_tokens_per_example']:,} (limit {s['token_limit']:,}), "
-                           f"assistant {approx}{s['assistant_tokens']:,}")
-                out.append(f"  billable tokens per epoch: {approx}{s['estimated_billable_tokens_per_epoch']:,}")
+                           f"{approx}{s['max_tokens_per_example']:,} (limit {s['token_limit']:,}){trained}")
+                if s.get("estimated_billable_tokens_per_epoch") is None:
+                    out.append("  billed per training hour, not per token (reinforcement fine-tuning)")
+                else:
+                    out.append(f"  billable tokens per epoch: {approx}{s['estimated_billable_tokens_per_epoch']:,}")
+            if s.get("grader_item_fields") is not None:
+                fields = ", ".join(s["grader_item_fields"]) or "none"
+                out.append(f"  fields the grader reads (checked in every example): {fields}")
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -241,14 +249,16 @@ def _cut(chunk: bytes, size: int) -> Iterator[bytes]:
 class _Run:
     """The state of one validation pass."""
 
-    def __init__(self, info: ModelInfo, method: str, exact_tokens: bool, out: _Collector):
+    def __init__(self, info: ModelInfo, method: str, exact_tokens: bool, out: _Collector,
+                 item_paths: Iterable[tuple[str, ...]] = ()):
         self.info = info
-        self.ctx = Ctx(info)
+        self.ctx = Ctx(info, item_paths)
         self.method = method
         self.exact_tokens = exact_tokens
         self.out = out
-        self.kind = "dpo" if method == "dpo" else info.format
-        self.check = {"dpo": check_dpo, "completion": check_completion, "chat": check_chat}[self.kind]
+        self.kind = "dpo" if method == "dpo" else "rft" if method == "reinforcement" else info.format
+        self.check = {"dpo": check_dpo, "completion": check_completion, "chat": check_chat,
+                      "rft": check_rft}[self.kind]
         # UTF-8 bytes per character of the examples' text, sampled (every 64th valid example),
         # for the cheap token estimate: tokens ~ characters * bytes per character / 4.
         self.sample_chars = 0
@@ -279,7 +289,9 @@ class _Run:
         self.system_last: str | None = None  # the previous example's system message
         self.system_variants: set[int] = set()  # digests of the system messages (up to 1000)
         self.system_differs_line = 0
-        self.checks_system = not (info.format == "completion" and method != "dpo")
+        self.checks_system = not (info.format == "completion" and method != "dpo") and self.kind != "rft"
+        self.image_examples = 0  # examples with images (at most max_image_examples_per_file)
+        self.max_image_examples = load_catalogue().vision.max_image_examples_per_file
 
     # -- lines ----------------------------------------------------------------
     def lines(self, parts: list[bytes]) -> None:
@@ -422,6 +434,14 @@ class _Run:
                 if notes:
                     for code, message in notes:
                         out.warning(n, code, message)
+                if images:
+                    self.image_examples += 1
+                    if self.image_examples > self.max_image_examples:
+                        invalid += 1
+                        out.error(n, "too_many_image_examples",
+                                  f"this is example {self.image_examples:,} with images; a file may have at most "
+                                  f"{self.max_image_examples:,} examples with images: split the file")
+                        continue
                 # Tokens. A token is at least one byte, so the line's length (plus the flat figure of
                 # its images, which are not text) bounds the example's tokens: exact counting, the
                 # costly part, runs only when that bound (or, failing it, the UTF-8 bytes of the
@@ -568,6 +588,14 @@ class _Run:
             out.warning(None, "few_examples", f"the file has {self.examples} examples; fewer than "
                                               f"{limits.recommended_min_examples} rarely change the model "
                                               f"(hundreds to thousands are recommended)")
+        if self.kind == "rft":
+            rft = load_catalogue().reinforcement
+            if self.examples > rft.max_training_examples:
+                out.error(None, "too_many_examples", f"the file has {self.examples:,} examples; a reinforcement "
+                                                     f"fine-tuning training file may have at most "
+                                                     f"{rft.max_training_examples:,} (a validation file "
+                                                     f"{rft.max_validation_examples:,}): split it or keep the best "
+                                                     f"ones")
         checks_system = self.checks_system
         # every valid example has a system message or is counted without one
         self.with_system = self.valid_examples - self.without_system if checks_system else 0
@@ -612,7 +640,10 @@ class _Run:
             "distinct_system_messages": len(self.system_variants),
             "duplicates": self.duplicates,
             "duplicate_check_complete": self.dupes.complete,
-            "estimated_billable_tokens_per_epoch": total,
+            "examples_with_images": self.image_examples,
+            **({"item_fields_in_every_example": sorted(self.ctx.common_fields or ())} if self.kind == "rft" else {}),
+            # reinforcement fine-tuning is billed per training hour
+            "estimated_billable_tokens_per_epoch": None if self.kind == "rft" else total,
         }
 
 
@@ -658,9 +689,15 @@ def _start_problem(head: bytes) -> str | None:
 
 
 def validate(source: Source, *, model: str, method: str = "supervised", size: int | None = None,
-             exact_tokens: bool = False, sha256: bool = False,
+             exact_tokens: bool = False, sha256: bool = False, grader: Any = None, response_format: Any = None,
              chunk_size: int = CHUNK_SIZE) -> ValidationReport:
     """Validates a JSON Lines training file for fine-tuning ``model`` with ``method``.
+
+    ``grader`` (reinforcement only): the job's grader configuration (a dict). It is checked
+    (:func:`.graders.validate_grader`; its problems are the report's file-level errors and
+    warnings, the field named first in the message) and every ``{{item.<field>}}`` it reads
+    must be in every example (``missing_item_field`` on the example's line).
+    ``response_format``: the job's response format, checked with the grader.
 
     ``source`` is a binary file-like object (``.read(n)``), an iterable of ``bytes``
     chunks split anywhere (e.g. a blob download's ``.chunks()``), or ``bytes``.
@@ -686,19 +723,43 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
         checkable = [m for m in info.methods if m in SUPPORTED_METHODS]
         if not checkable:
             why = (f"{info.name} is trained with {' and '.join(info.methods)} fine-tuning only; this validator "
-                   f"checks supervised and dpo datasets only")
+                   f"checks {', '.join(SUPPORTED_METHODS)} datasets only")
         elif method not in SUPPORTED_METHODS:
-            why = f"this validator checks supervised and dpo datasets only, not {method!r}"
+            why = f"this validator checks {', '.join(SUPPORTED_METHODS)} datasets only, not {method!r}"
+        elif checkable == ["reinforcement"]:
+            why = (f"{info.name} is trained with reinforcement fine-tuning only (a grader scores the model's "
+                   f"answers): validate with method reinforcement")
         else:
             why = f"{info.name} does not support {method!r} training; use {' or '.join(checkable)}"
         out.error(None, "method_not_supported", why)
         return _report(False, model, info.name, method, out, {})
+    item_paths: list[tuple[str, ...]] = []
+    grader_fields: list[str] | None = None
+    if grader is not None or response_format is not None:
+        if method != "reinforcement":
+            out.warning(None, "grader_not_applicable", f"a grader (or response format) is used by reinforcement "
+                                                       f"fine-tuning only; it was ignored for {method!r} data")
+        else:
+            from .graders import validate_grader, validate_response_format  # only when asked: a cold start's cost
+
+            if grader is not None:
+                checked = validate_grader(grader, response_format=response_format, catalogue=catalogue)
+                issues = checked.issues
+                item_paths = checked.item_paths
+                grader_fields = sorted(checked.item_fields)
+            else:
+                issues = validate_response_format(response_format)
+            for issue in issues:
+                if issue.severity == ERROR:
+                    out.error(None, issue.code, issue.message)
+                else:
+                    out.warning(None, issue.code, issue.message)
     if size is not None and size > limits.max_file_bytes:
         out.error(None, "file_too_large", f"the file is {size:,} bytes; files must be at most "
                                           f"{limits.max_file_bytes:,} bytes (512 MB): split it")
         return _report(False, model, info.name, method, out, {"bytes": size})
 
-    run = _Run(info, method, exact_tokens, out)
+    run = _Run(info, method, exact_tokens, out, item_paths)
     digest = hashlib.sha256() if sha256 else None
     total = 0
     pending: list[bytes] = []  # pieces of the current, unfinished line
@@ -793,6 +854,8 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
     stats: dict[str, Any] = {"bytes": total, "utf8_bom": bom}
     if not stopped:
         stats.update(run.finish(limits))
+        if grader_fields is not None:
+            stats["grader_item_fields"] = grader_fields
         if digest is not None:
             stats["sha256"] = digest.hexdigest()
     out.sort()

@@ -13,6 +13,11 @@ VISION_MODEL = "gpt-4o-2024-08-06"
 DPO_MODEL = "gpt-4o-2024-08-06"
 COMPLETION_MODEL = "babbage-002"
 SMALL_MODEL = "gpt-35-turbo-0613"  # 4,096 tokens per example
+RFT_MODEL = "o4-mini-2025-04-16"
+
+# A reinforcement grader reading two extra fields of each example.
+RFT_GRADER = {"type": "string_check", "name": "answer", "operation": "eq",
+              "input": "{{ sample.output_text }}", "reference": "{{ item.reference_answer }}"}
 
 SYSTEM = {"role": "system", "content": "You are Contoso's support assistant. Answer briefly."}
 
@@ -59,6 +64,13 @@ def dpo(i: int = 0) -> dict[str, Any]:
         "preferred_output": [{"role": "assistant", "content": f"Order {i} ships tomorrow."}],
         "non_preferred_output": [{"role": "assistant", "content": "No idea."}],
     }
+
+
+def rft(i: int = 0) -> dict[str, Any]:
+    """A reinforcement example: instructions, a question, and what the grader needs."""
+    return {"messages": [{"role": "developer", "content": "Answer with the order's status only."},
+                         {"role": "user", "content": f"What is the status of order {i}?"}],
+            "reference_answer": "shipped" if i % 2 else "pending", "order": {"id": i, "lines": [1, 2]}}
 
 
 def dumps(obj: Any) -> bytes:

@@ -79,7 +79,7 @@ def test_unknown_option_is_a_usage_error(good):
 
 
 @pytest.mark.parametrize("args", [[], ["--model", CHAT_MODEL], ["x.jsonl"],
-                                  ["x.jsonl", "--model", CHAT_MODEL, "--method", "reinforcement"]])
+                                  ["x.jsonl", "--model", CHAT_MODEL, "--method", "rlhf"]])
 def test_missing_or_bad_arguments_are_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(args)

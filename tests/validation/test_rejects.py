@@ -188,9 +188,10 @@ def test_unknown_model_lists_the_known_models_and_a_close_match():
     assert report.base_model is None
 
 
-def test_reinforcement_only_model_says_the_validator_does_not_check_it():
-    message = run(dataset(), model="o4-mini-2025-04-16").errors[0].message
-    assert "reinforcement" in message and "supervised and dpo" in message
+def test_reinforcement_only_model_says_to_validate_with_method_reinforcement():
+    report = run(dataset(), model="o4-mini-2025-04-16")
+    assert codes_at(report) == [(None, "method_not_supported")]
+    assert "validate with method reinforcement" in report.errors[0].message
 
 
 def test_every_bad_line_is_reported_not_just_the_first():
