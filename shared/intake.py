@@ -75,8 +75,29 @@ def choose_model_and_method(blob_name: str, metadata: dict[str, str], default_mo
         model, source = folder, "folder"
     else:
         model, source = default_model, "default"
-    method = (meta.get("method") or "supervised").strip().lower()
+    method = (meta.get("method") or "").strip().lower() or _default_method(model)
     return model, method, source
+
+
+def _default_method(model: str) -> str:
+    """Without ``method`` metadata: supervised, or the model's only method (o4-mini: reinforcement)."""
+    from .catalogue import UnknownModelError
+
+    try:
+        methods = load_catalogue().resolve(model).methods
+    except UnknownModelError:
+        return "supervised"
+    return "supervised" if not methods or "supervised" in methods else methods[0]
+
+
+GRADER_SUFFIX = ".grader.json"
+FOLDER_GRADER = "grader.json"
+
+
+def is_sidecar(blob_name: str) -> bool:
+    """A grader dropped beside the data (``<name>.grader.json``, or ``grader.json`` for a folder)."""
+    leaf = blob_name.rsplit("/", 1)[-1]
+    return leaf == FOLDER_GRADER or leaf.endswith(GRADER_SUFFIX)
 
 
 class Intake:
@@ -95,6 +116,9 @@ class Intake:
         from azure.core.exceptions import ResourceNotFoundError
 
         name = blob_client.blob_name
+        if is_sidecar(name):
+            log.info("%s is a grader for the datasets beside it; it is read when they are validated", name)
+            return IntakeResult(name, "", "ignored", "", detail="a grader: drop the data after it")
         try:
             props = blob_client.get_blob_properties()
         except ResourceNotFoundError:

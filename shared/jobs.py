@@ -190,6 +190,20 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
             raise JobsError("model-mismatch", f"{field}: dataset {ds['id']!r} holds {ds.get('method')!r} "
                                               f"examples, but the job's method is {method!r}", field=field)
 
+    hp = dict(body.get("hyperparameters") or {})
+    rft_only = sorted(k for k in hp if k in RFT_HYPERPARAMETERS)
+    if rft_only and method != "reinforcement":
+        raise JobsError("method-not-supported", f"hyperparameters.{rft_only[0]}: only reinforcement fine-tuning "
+                                                f"takes {', '.join(rft_only)}", field=f"hyperparameters.{rft_only[0]}")
+    extra = _plan_reinforcement(ctx, body, training, validation) if method == "reinforcement" else {}
+    training_type = body.get("training_type")
+    if training_type and info.training_types and not info.supports_training_type(training_type):
+        raise JobsError("method-not-supported", f"training_type: {info.name} does not train as {training_type!r} "
+                                                f"(it offers {', '.join(info.training_types)})",
+                        field="training_type")
+    if not training_type:
+        training_type = DEFAULT_TRAINING_TYPE if not info.training_types or \
+            info.supports_training_type(DEFAULT_TRAINING_TYPE) else info.training_types[0]
     deployment = _plan_deployment(body.get("deployment", True), settings, info, job_id, body.get("suffix"))
     if deployment and isinstance(body.get("deployment"), Mapping) and body["deployment"].get("name"):
         _check_owned(ctx, deployment["name"])
@@ -198,7 +212,6 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
     if seed is None:
         seed = secrets.randbelow(2**31 - 1)
     now = utc_iso()
-    hp = dict(body.get("hyperparameters") or {})
     return {
         "id": job_id, "status": JobState.SUBMITTED.value, "base_model": model, "base_job": from_job,
         "training_dataset": training["id"], "training_file_id": training.get("file_id") or None,
@@ -206,9 +219,66 @@ def plan_job(ctx, body: Mapping[str, Any], job_id: str) -> dict[str, Any]:
         "validation_file_id": (validation.get("file_id") or None) if validation else None,
         "method": method, "requested_hyperparameters": hp, "hyperparameters": hp,
         "suffix": body.get("suffix"), "seed": int(seed), "seed_generated": seed_generated,
-        "training_type": body.get("training_type") or DEFAULT_TRAINING_TYPE,
-        "deployment": deployment, "created_at": now, "updated_at": now, "attempts": 0,
+        "training_type": training_type, "deployment": deployment, "created_at": now, "updated_at": now,
+        "attempts": 0, **extra,
     }
+
+
+RFT_HYPERPARAMETERS = ("eval_interval", "eval_samples", "compute_multiplier", "reasoning_effort")
+
+
+def load_grader(ctx, blob_path: str) -> dict[str, Any]:
+    """The grader (and response format) dropped beside a dataset: ``{"grader", "response_format"}``."""
+    container, _, name = blob_path.partition("/")
+    doc = json.loads(ctx.clients.blob_service.get_blob_client(container, name).download_blob().readall())
+    grader = doc.get("grader") if isinstance(doc.get("grader"), Mapping) else doc
+    return {"grader": dict(grader), "response_format": doc.get("response_format")}
+
+
+def _plan_reinforcement(ctx, body: Mapping[str, Any], training: Row, validation: Row | None) -> dict[str, Any]:
+    """Reinforcement fine-tuning: both datasets, validated with the grader dropped beside
+    them; the grader checked here and by Azure OpenAI before anything is created."""
+    from .validation.graders import validate_grader
+
+    if validation is None:
+        raise JobsError("invalid-grader", "validation_dataset: reinforcement fine-tuning needs a validation dataset "
+                                          "as well as a training dataset", field="validation_dataset")
+    blob = training.get("grader_blob")
+    if not blob:
+        raise JobsError("invalid-grader", f"training_dataset: {training['id']!r} was validated without a grader: "
+                                          f"drop one as {training['name']}.grader.json, then the data again",
+                        field="training_dataset")
+    try:
+        loaded = load_grader(ctx, blob)
+    except Exception as exc:  # the blob is gone or unreadable
+        raise JobsError("invalid-grader", f"training_dataset: its grader {blob} cannot be read ({exc}); drop it "
+                                          f"again, then the data", field="training_dataset") from None
+    if validation.get("grader_blob") != blob:
+        other = validation.get("grader_blob")
+        same = False
+        if other:
+            try:
+                same = load_grader(ctx, other) == loaded
+            except Exception:
+                same = False
+        if not same:
+            raise JobsError("invalid-grader", f"validation_dataset: {validation['id']!r} was validated with "
+                                              f"{other or 'no grader'}, not with the training dataset's {blob}: "
+                                              f"validate both with the same grader", field="validation_dataset")
+    check = validate_grader(loaded["grader"], response_format=loaded.get("response_format"))
+    if not check.valid:
+        first = check.errors[0].to_dict()
+        raise JobsError("invalid-grader", f"grader ({blob}): {first.get('message')}", field="grader",
+                        grader_errors=[e.to_dict() for e in check.errors[:10]])
+    try:
+        _ports(ctx).jobs.validate_grader(loaded["grader"])
+    except AzureError as err:
+        if err.created_nothing and err.kind != ErrorKind.TRANSIENT:
+            raise JobsError("invalid-grader", f"grader ({blob}): Azure OpenAI refused it "
+                                              f"({err.target or err.code}): {err.message}", field="grader",
+                            code=err.code, target=err.target) from None
+        log.warning("Could not have the grader checked by Azure OpenAI (%s); the job create checks it again", err)
+    return {"grader_blob": blob}
 
 
 def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None) -> dict | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 from ..core.clock import parse_time, utc_iso
-from ..core.errors import classify
+from ..core.errors import AzureError, classify
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,14 @@ class OpenAIJobs:
         if intent.get("method") == "dpo":
             # The published DpoMethodRequest requires its ``dpo`` object, even when it is empty.
             kwargs["method"] = {"type": "dpo", "dpo": {"hyperparameters": hp} if hp else {}}
+        elif intent.get("method") == "reinforcement":
+            loaded = self._grader(intent)
+            rft: dict[str, Any] = {"grader": loaded["grader"]}
+            if loaded.get("response_format"):
+                rft["response_format"] = loaded["response_format"]
+            if hp:
+                rft["hyperparameters"] = hp
+            kwargs["method"] = {"type": "reinforcement", "reinforcement": rft}
         else:
             kwargs["method"] = {"type": "supervised"}
             if hp:
@@ -117,6 +125,22 @@ class OpenAIJobs:
     def cancel(self, oid: str) -> Any:
         client = self._client.with_options(max_retries=2, timeout=CREATE_TIMEOUT_SECONDS)
         return self._call(lambda: client.fine_tuning.jobs.cancel(oid), f"cancelling job {oid}")
+
+    def _grader(self, intent: Mapping[str, Any]) -> dict[str, Any]:
+        """The job's grader, read from the blob it was validated with."""
+        from ..jobs import load_grader
+
+        try:
+            return load_grader(self.ctx, intent["grader_blob"])
+        except Exception as exc:
+            raise AzureError("invalid", "GraderUnreadable", f"the grader {intent.get('grader_blob')} cannot be read "
+                                                           f"({exc})", created_nothing=True) from exc
+
+    def validate_grader(self, grader: Mapping[str, Any]) -> None:
+        """Azure OpenAI's own check of a grader (``fine_tuning.alpha.graders.validate``); raises
+        AzureError naming the field when it refuses."""
+        self._call(lambda: self._client.fine_tuning.alpha.graders.validate(grader=dict(grader)),
+                   "validating the grader")
 
     def pause(self, oid: str) -> Any:
         client = self._client.with_options(max_retries=2, timeout=CREATE_TIMEOUT_SECONDS)

@@ -48,6 +48,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "model-mismatch": (422, "The dataset was validated for another model family"),
     "method-not-supported": (422, "The model does not support this fine-tuning method"),
     "sku-not-supported": (422, "The model cannot be deployed with this SKU"),
+    "invalid-grader": (422, "The reinforcement fine-tuning grader (or its datasets) is not usable"),
     "azure-openai-refused": (400, "Azure OpenAI refused the request"),
     "azure-openai-conflict": (409, "Azure OpenAI refused the request because of a conflict"),
     "azure-openai-error": (502, "Azure OpenAI answered with an unexpected error"),

@@ -47,6 +47,11 @@ HYPERPARAMETERS_REQUEST = {
         "n_epochs": _auto({"type": "integer", "minimum": 1, "maximum": 50}),
         "batch_size": _auto({"type": "integer", "minimum": 1, "maximum": 256}),
         "learning_rate_multiplier": _auto({"type": "number", "exclusiveMinimum": 0, "maximum": 10}),
+        # Reinforcement fine-tuning only.
+        "eval_interval": _auto({"type": "integer", "minimum": 1}),
+        "eval_samples": _auto({"type": "integer", "minimum": 1}),
+        "compute_multiplier": _auto({"type": "number", "exclusiveMinimum": 0, "maximum": 10}),
+        "reasoning_effort": {"enum": ["default", "low", "medium", "high"]},
     },
 }
 
@@ -57,6 +62,8 @@ GATE = {
     "properties": {
         "max_valid_loss": {"type": "number", "exclusiveMinimum": 0},
         "min_valid_mean_token_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
+        "min_valid_reward_mean": {"type": "number", "description": "reinforcement fine-tuning: the grader's mean "
+                                                                  "reward on the validation data"},
     },
 }
 
@@ -89,7 +96,15 @@ CREATE_JOB_REQUEST = {
         "base_model": {"type": "string", "minLength": 1, "maxLength": 256,
                        "description": "A base model, a fine-tuned model, or a job id of this service; "
                                       "defaults to the training dataset's"},
-        "method": {"enum": ["supervised", "dpo"]},
+        "method": {"enum": ["supervised", "dpo", "reinforcement"]},
+        "grader": {"type": "object", "description": "Reinforcement fine-tuning: the grader that scores the "
+                                                    "model's answers (string_check, text_similarity, score_model, "
+                                                    "python, endpoint or multi; the openai grader types). Checked "
+                                                    "here, and with Azure OpenAI's validate call, before the job "
+                                                    "is created; every {{item.<field>}} it names must be in every "
+                                                    "example of the datasets"},
+        "response_format": {"type": "object", "description": "Reinforcement fine-tuning: a JSON schema the "
+                                                             "answers follow"},
         "hyperparameters": HYPERPARAMETERS_REQUEST,
         "suffix": {"type": "string", "pattern": SUFFIX_PATTERN, "description": "1-40 of a-z A-Z 0-9 - _"},
         "seed": {"type": "integer", "minimum": 0, "maximum": 2147483647},

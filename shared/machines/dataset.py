@@ -61,7 +61,7 @@ class UploadStatus(StrEnum):
 HAS_FILE = (UploadStatus.PROCESSING, UploadStatus.READY)
 S = DatasetState
 SETTLED = (S.REJECTED, S.READY, S.UPLOAD_FAILED)     # nothing more happens unless asked
-METHODS = ("supervised", "dpo")
+METHODS = ("supervised", "dpo", "reinforcement")
 REPORT_SUFFIX = ".report.json"
 ERRORS_KEPT_IN_ROW = 5
 # Upload attempts one invocation makes before it gives up (the runtime delivers the blob again).
@@ -201,12 +201,21 @@ def validate_blob(ds: DatasetRecord, env: Env) -> Step:
                        "default": "the DEFAULT_BASE_MODEL setting"}[source]
                 report = problem_report(model, method, "unknown_model", f"{exc} (the model name came from {how})")
             else:
-                if size > load_catalogue().limits.max_file_bytes:
+                grader = _grader_for(ds, env) if method == "reinforcement" else None
+                if grader is not None and grader.get("problem"):
+                    from ..validation.graders import GRADER_MISSING
+
+                    report = problem_report(model, method, GRADER_MISSING, grader["problem"])
+                elif size > load_catalogue().limits.max_file_bytes:
                     report = validate(iter(()), model=model, method=method, size=size).to_dict()
                 else:
+                    extra = {"grader": grader["grader"], "response_format": grader.get("response_format")} \
+                        if grader else {}
                     downloader = _blob(ds, env).download_blob(etag=props.etag, match_condition=_if_match())
                     report = validate(_hashing(downloader.chunks(), digest), model=model, method=method,
-                                      size=size).to_dict()
+                                      size=size, **extra).to_dict()
+                if grader is not None and not grader.get("problem"):
+                    report["grader_blob"] = grader["blob"]
     except ResourceNotFoundError:
         return Step(to=S.REJECTED, set={"error": "the blob was deleted while it was being processed"},
                     why="the blob was deleted while it was being validated")
@@ -221,7 +230,37 @@ def validate_blob(ds: DatasetRecord, env: Env) -> Step:
     return Step(to=S.UPLOADING if report["valid"] else S.REJECTED, effect=WriteReport(ds.name, report),
                 why="valid" if report["valid"] else f"{errors} validation errors", next=0,
                 set={"sha256": sha, "errors": report.get("errors", [])[:ERRORS_KEPT_IN_ROW], "error_count": errors,
-                     "warning_count": warnings, "examples": (report.get("stats") or {}).get("examples")})
+                     "warning_count": warnings, "examples": (report.get("stats") or {}).get("examples"),
+                     **({"grader_blob": report["grader_blob"]} if report.get("grader_blob") else {})})
+
+
+def _grader_for(ds: DatasetRecord, env: Env) -> dict[str, Any]:
+    """The grader dropped beside a reinforcement dataset: ``<name>.grader.json``, else the
+    folder's ``grader.json`` (``{"grader": {...}, "response_format": {...}}`` or the grader
+    itself). Returns {grader, response_format, blob} or {problem}."""
+    import json
+
+    from azure.core.exceptions import ResourceNotFoundError
+
+    folder = ds.name.rsplit("/", 1)[0] + "/" if "/" in ds.name else ""
+    container = env.settings.datasets_container
+    for path in (ds.name + ".grader.json", folder + "grader.json"):
+        try:
+            raw = env.azure.blobs.client(container, path).download_blob().readall()
+        except ResourceNotFoundError:
+            continue
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            return {"problem": f"{path} is not valid JSON ({exc}); drop a corrected grader, then the data again"}
+        if not isinstance(doc, dict):
+            return {"problem": f"{path} must hold a JSON object (a grader, or {{\"grader\": ..., "
+                               f"\"response_format\": ...}})"}
+        grader = doc.get("grader") if isinstance(doc.get("grader"), dict) else doc
+        return {"grader": grader, "response_format": doc.get("response_format"), "blob": f"{container}/{path}"}
+    return {"problem": f"reinforcement fine-tuning needs a grader: drop it as {ds.name}.grader.json (or "
+                       f"{folder}grader.json for every dataset of the folder) before the data, then drop the data "
+                       f"again"}
 
 
 # ----------------------------------------------------------------------------- uploading

@@ -19,7 +19,14 @@ _ALIASES = {
     "valid_mean_token_accuracy": ("valid_mean_token_accuracy", "validation_mean_token_accuracy"),
     "full_valid_loss": ("full_valid_loss", "full_validation_loss"),
     "full_valid_mean_token_accuracy": ("full_valid_mean_token_accuracy", "full_validation_mean_token_accuracy"),
+    # Reinforcement fine-tuning: the grader's mean reward per step.
+    "train_reward_mean": ("train_reward_mean", "train_mean_reward"),
+    "valid_reward_mean": ("valid_reward_mean", "valid_mean_reward"),
+    "full_valid_reward_mean": ("full_valid_reward_mean", "full_valid_mean_reward"),
 }
+_TRAIN = ("train_loss", "train_accuracy", "train_mean_token_accuracy", "train_reward_mean")
+_VALID = ("valid_loss", "valid_accuracy", "valid_mean_token_accuracy", "full_valid_loss",
+          "full_valid_mean_token_accuracy", "valid_reward_mean", "full_valid_reward_mean")
 
 
 def _num(value: Any) -> float | None:
@@ -59,17 +66,20 @@ def summarize_results(data: bytes | str) -> dict[str, Any]:
     if not rows:
         return {"steps": 0, "final": {}, "best": {}}
     final: dict[str, float] = {}
-    for name in ("step", "train_loss", "train_accuracy", "train_mean_token_accuracy"):
+    for name in ("step",) + _TRAIN:
         if name in rows[-1]:
             final[name] = rows[-1][name]
-    for name in ("valid_loss", "valid_accuracy", "valid_mean_token_accuracy",
-                 "full_valid_loss", "full_valid_mean_token_accuracy"):
+    for name in _VALID:
         for row in reversed(rows):
             if name in row:
                 final[name] = row[name]
                 break
     with_valid = [r for r in rows if "valid_loss" in r]
-    if with_valid:
+    rewarded = [r for r in rows if "valid_reward_mean" in r] or [r for r in rows if "train_reward_mean" in r]
+    if rewarded:  # reinforcement fine-tuning: the best step has the highest reward
+        by = "valid_reward_mean" if "valid_reward_mean" in rewarded[0] else "train_reward_mean"
+        best_row = max(rewarded, key=lambda r: r[by])
+    elif with_valid:
         best_row, by = min(with_valid, key=lambda r: r["valid_loss"]), "valid_loss"
     else:
         with_train = [r for r in rows if "train_loss" in r] or rows

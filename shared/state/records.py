@@ -142,6 +142,7 @@ class JobRecord(Record):
     validation_file_id: str | None = None
     method: str | None = None
     requested_hyperparameters: dict | None = _json()
+    grader_blob: str | None = None                # reinforcement fine-tuning: the grader (container/path)
     suffix: str | None = None
     seed: int | None = _int()
     seed_generated: bool | None = _bool()
@@ -282,6 +283,7 @@ class DatasetRecord(Record):
     file_evicted_at: datetime | None = _time()     # its file was deleted at Azure OpenAI (the blob keeps the data)
     file_evicted_reason: str | None = None
     reupload_wanted_at: datetime | None = _time()  # a job needs the file again
+    grader_blob: str | None = None                 # reinforcement: the grader it was validated with
 
 
 @dataclass

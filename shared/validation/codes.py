@@ -126,6 +126,9 @@ CODES: dict[str, CodeInfo] = {
                                        "it that is not there).", "Add the field to every example, or change the "
                                                                  "grader's template."),
     # -- the grader (reinforcement fine-tuning), file-level -------------------
+    "grader_missing": CodeInfo(_E, "A reinforcement fine-tuning dataset has no grader beside it (or it cannot be "
+                                   "read).", "Drop the grader as <dataset>.grader.json (or grader.json for the "
+                                             "folder) before the data, then drop the data again."),
     "grader_missing_field": CodeInfo(_E, "The grader lacks a field its type requires.",
                                      "Add the field (the message lists the type's required fields)."),
     "grader_invalid_field": CodeInfo(_E, "A grader field has the wrong type or a value out of range.",

@@ -40,7 +40,10 @@ from typing import Any, Iterable, Mapping
 from ..catalogue import Catalogue, load_catalogue
 from .codes import CODES, ERROR, WARNING
 
-__all__ = ["GraderCheck", "GraderIssue", "REQUIRED_KEYS", "OPTIONAL_KEYS", "item_field_paths", "load_grader",
+# The code a reinforcement dataset is rejected with when no grader was dropped beside it.
+GRADER_MISSING = "grader_missing"
+
+__all__ = ["GRADER_MISSING", "GraderCheck", "GraderIssue", "REQUIRED_KEYS", "OPTIONAL_KEYS", "item_field_paths", "load_grader",
            "referenced_item_fields", "validate_grader", "validate_response_format"]
 
 # Required and optional keys per grader type: the openai SDK's TypedDicts (a test compares).

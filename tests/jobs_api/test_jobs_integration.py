@@ -355,8 +355,12 @@ def test_bad_requests_get_problem_details_naming_the_field(api, ctx, simulator):
     p = problem(api.post("/jobs", json={"training_dataset": name, "deployment": {"keep_alive": "forever"}}), 400,
                 "invalid-body")
     assert p["detail"].startswith("deployment.keep_alive:")
-    p = problem(api.post("/jobs", json={"training_dataset": name, "method": "reinforcement"}), 400, "invalid-body")
+    p = problem(api.post("/jobs", json={"training_dataset": name, "method": "unsupervised"}), 400, "invalid-body")
     assert p["detail"].startswith("method:")
+    # A method the model does not train with (gpt-4o-mini: supervised only).
+    p = problem(api.post("/jobs", json={"training_dataset": name, "method": "reinforcement"}), 422,
+                "method-not-supported")
+    assert "does not support 'reinforcement'" in p["detail"]
     p = problem(api.post("/jobs", json={"training_dataset": name, "training_type": "Cheap"}), 400, "invalid-body")
     assert p["detail"].startswith("training_type:")
 
