@@ -762,6 +762,30 @@ def error_object(value: Any) -> dict[str, Any] | None:
     return {"message": str(value)}
 
 
+RETIREMENT_NOTICE_DAYS = 90
+
+
+def retirement(model: str | None, today=None) -> dict[str, Any] | None:
+    """When the model's fine-tuned deployments retire, if that is within 90 days (the catalogue's
+    dates, from Azure's model retirement table): the API says so for a job and a deployment."""
+    from datetime import date
+
+    from .catalogue import UnknownModelError, load_catalogue
+
+    if not model:
+        return None
+    try:
+        when = load_catalogue().retiring_within(model, RETIREMENT_NOTICE_DAYS, today)
+    except UnknownModelError:
+        return None
+    if when is None:
+        return None
+    days = (when - (today or date.today())).days
+    return {"retires_on": when.isoformat(), "days_left": days,
+            "message": (f"{model} retires on {when.isoformat()} ({'in ' + str(days) + ' days' if days >= 0 else 'already'}"
+                        f"): its fine-tuned deployments stop serving then; fine-tune a current model before")}
+
+
 def _checkpoints_view(value: Any) -> list[dict[str, Any]]:
     from .machines.job import DEPLOYABLE_CHECKPOINTS
 
@@ -832,6 +856,7 @@ def job_view(row: Row | Mapping[str, Any], deployment: Row | None = None) -> dic
         "gate_result": data.get("gate_result") if isinstance(data.get("gate_result"), Mapping) else None,
         "deployed_model": data.get("deployed_model"),
         "paused_reason": data.get("paused_reason"),
+        "retirement": retirement(data.get("base_model")),
         "metrics": data.get("metrics") if isinstance(data.get("metrics"), Mapping) else None,
         "results_blob": data.get("results_blob"),
         "submitted_at": _time(data.get("submitted_at")),

@@ -298,6 +298,7 @@ def _deployment_view(ctx, row: Row) -> dict[str, Any]:
         rate = 0.0 if developer else ctx.settings.hosting_cost_per_hour
         cost = d.get("estimated_cost")
         out["estimated_cost_usd"] = round(float(cost if cost is not None else hours * rate), 2)
+    out["retirement"] = jobs.retirement(d.get("model"))
     for k in ("capacity", "redeploys", "pings", "restores", "rolls"):
         if out.get(k) is not None:
             out[k] = int(out[k])

@@ -196,6 +196,9 @@ JOB = {
                                                                    "value) and what they judged"},
         "paused_reason": {"type": ["string", "null"], "description": "Why Azure paused it (e.g. the spending "
                                                                      "cap) and how to resume"},
+        "retirement": {"type": ["object", "null"], "description": "Set when the model retires within 90 days: retires_on, "
+                                                     "days_left, message (fine-tuned deployments stop serving "
+                                                     "then)"},
         "results_blob": _STR_OR_NULL,
         "submitted_at": _TIME,
         "idempotency_key": _STR_OR_NULL,
@@ -291,6 +294,9 @@ DEPLOYMENT_PROPERTIES = {
     "pending_model": {"type": ["string", "null"], "description": "A model it was asked to serve next"},
     "rolls": _INT_OR_NULL,
     "blocked_reason": _STR_OR_NULL,
+    "retirement": {"type": ["object", "null"], "description": "Set when the model retires within 90 days: retires_on, "
+                                                     "days_left, message (fine-tuned deployments stop serving "
+                                                     "then)"},
     "last_error": _LAST_ERROR,
     "updated_at": _TIME,
 }

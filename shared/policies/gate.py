@@ -61,6 +61,11 @@ def summarize_results(data: bytes | str) -> dict[str, Any]:
                 if value is not None:
                     row[name] = value
                     break
+        for key, raw_value in raw.items():  # reinforcement: each grader's reward (train_reward_mean_<grader>)
+            if key.startswith(("train_reward_mean_", "valid_reward_mean_")):
+                value = _num(raw_value)
+                if value is not None:
+                    row[key] = value
         if row:
             rows.append(row)
     if not rows:
@@ -69,7 +74,8 @@ def summarize_results(data: bytes | str) -> dict[str, Any]:
     for name in ("step",) + _TRAIN:
         if name in rows[-1]:
             final[name] = rows[-1][name]
-    for name in _VALID:
+    graders = sorted({k for r in rows for k in r if k.startswith(("train_reward_mean_", "valid_reward_mean_"))})
+    for name in _VALID + tuple(graders):
         for row in reversed(rows):
             if name in row:
                 final[name] = row[name]

@@ -254,3 +254,16 @@ def test_function_app_loads_without_the_domain():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_model_retiring_within_90_days_is_announced():
+    from datetime import date
+
+    from shared.jobs import retirement
+
+    fine_tuned = "gpt-4o-mini-2024-07-18.ft-0123456789abcdef0123456789abcdef-support"
+    soon = retirement(fine_tuned, today=date(2027, 1, 15))
+    assert soon["retires_on"] == "2027-03-31" and soon["days_left"] == 75 and "stop serving" in soon["message"]
+    assert retirement(fine_tuned, today=date(2026, 12, 1)) is None  # 120 days away: not yet
+    assert retirement("gpt-4.1-2025-04-14", today=date(2027, 8, 1))["retires_on"] == "2027-10-14"
+    assert retirement("no-such-model") is None
