@@ -241,6 +241,10 @@ DATASET_PROPERTIES = {
     "errors": {"type": "array", "items": {"type": "object"}, "description": "The first errors of the report"},
     "error": _STR_OR_NULL,
     "report_blob": _STR_OR_NULL,
+    "grader_blob": {"type": ["string", "null"], "description": "Reinforcement fine-tuning: the grader it was "
+                                                               "validated with"},
+    "file_evicted_at": {"type": ["string", "null"], "description": "Its file was deleted at Azure OpenAI when "
+                                                                   "nothing needed it (uploaded again on demand)"},
     "created_at": _TIME,
     "updated_at": _TIME,
 }
