@@ -82,3 +82,22 @@ def test_an_rft_job_needs_both_datasets(ctx, admin):
     assert drop(ctx, f"{folder}/train.jsonl", (RFT / "countdown_train_25.jsonl").read_bytes()).status == "ready"
     status, problem = post(ctx, {"training_dataset": f"{folder}/train.jsonl"})
     assert status == 422 and problem["type"].endswith(":invalid-grader") and "validation dataset" in problem["detail"]
+
+
+def test_a_job_paused_at_the_spending_cap_says_why_and_is_resumed(ctx, admin):
+    folder = f"{MODEL}/capped"
+    drop(ctx, f"{folder}/grader.json", grader_doc())
+    drop(ctx, f"{folder}/train.jsonl", (RFT / "countdown_train_25.jsonl").read_bytes())
+    drop(ctx, f"{folder}/valid.jsonl", (RFT / "countdown_valid_15.jsonl").read_bytes())
+    admin.configure(rft_cost_per_hour=3_600_000)  # the $5,000 cap is reached after 5 s of training
+    status, job = post(ctx, {"training_dataset": f"{folder}/train.jsonl", "validation_dataset": f"{folder}/valid.jsonl",
+                             "suffix": "capped", "deployment": False})
+    assert status == 201, job
+    ticks(ctx, admin, lambda: ctx.repos.get_job(job["id"])["status"] == "paused", advance=2.0, limit=60)
+    shown = handle(Request.build("GET", f"/api/jobs/{job['id']}"), ctx=ctx).json()
+    assert "spending limit" in shown["paused_reason"] and f"/api/jobs/{job['id']}/resume" in shown["paused_reason"]
+    assert shown["error"] is None and job["id"] in ctx.repos.open_job_ids()  # not a failure: followed on
+    r = handle(Request.build("POST", f"/api/jobs/{job['id']}/resume"), ctx=ctx)
+    assert r.status == 200
+    ticks(ctx, admin, lambda: ctx.repos.get_job(job["id"])["status"] == "succeeded", advance=2.0, limit=60)
+    assert not ctx.repos.get_job(job["id"]).get("paused_reason")
