@@ -617,36 +617,7 @@ def cancel_job(ctx, job_id: str) -> dict[str, Any]:
     if not row.get("openai_job_id"):
         raise JobsError("job-not-cancellable", f"job {row['id']} is still being submitted; retry in a moment",
                         retry_after=5, job_status=status)
-    if status not in CANCELLABLE:
-        raise JobsError("job-not-cancellable", f"job {row['id']} is {status}; only a job that is "
-                                               f"{', '.join((JobState.WAITING,) + CANCELLABLE)} can be cancelled",
-                        job_status=status)
-    try:
-        job = _ports(ctx).jobs.cancel(row["openai_job_id"])
-    except AzureError as err:
-        problem = refusal(err, "cancel the job")
-        if problem is not None:
-            raise problem from None
-        raise _unavailable(f"cancel the job: {err.message}") from None
-    fields = job_fields(job)
-    state = state_for_azure(fields.get("openai_status")) or JobState(status)
-    now = utc_iso()
-
-    def change(current: dict[str, Any]) -> dict[str, Any]:
-        out = {**fields, "cancel_requested_at": now, "updated_at": now}
-        if current.get("status") != state.value and state in JOB.spec(JobState(current["status"])).to:
-            history = list(current.get("status_history") or []) + [
-                {"status": state.value, "at": now, "why": "cancelled through the API"}]
-            out.update({"status": state.value, "status_history": history, "status_changed_at": now})
-        if state == JobState.CANCELLED:
-            out["finished_at"] = now
-        return out
-
-    updated = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change)
-    if not JOB.spec(JobState(updated["status"])).open:
-        ctx.repos.close_job(row["id"])
-        _release_files(ctx, updated)
-    return job_view(updated)
+    return _job_action(ctx, job_id, "cancel", CANCELLABLE)
 
 
 def _release_files(ctx, row: Row) -> None:
@@ -690,12 +661,15 @@ def resume_job(ctx, job_id: str) -> dict[str, Any]:
 
 
 def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...]) -> dict[str, Any]:
+    """Cancel, pause or resume at Azure OpenAI, and record the state Azure answers (a move the
+    job's table allows), with a history entry."""
     row = _find(ctx.repos, job_id)
     status = row.get("status")
     if status not in allowed or not row.get("openai_job_id"):
-        raise JobsError("job-not-cancellable" if action == "cancel" else f"job-not-{action}able",
-                        f"job {row['id']} is {status}; only a {' or '.join(allowed)} job can be {action}d",
-                        job_status=status)
+        which = (JobState.WAITING,) + allowed if action == "cancel" else allowed
+        raise JobsError(f"job-not-{action}lable" if action == "cancel" else f"job-not-{action}able",
+                        f"job {row['id']} is {status}; only a job that is {', '.join(which)} can be "
+                        f"{action}{'led' if action == 'cancel' else 'd'}", job_status=status)
     try:
         job = getattr(_ports(ctx).jobs, action)(row["openai_job_id"])
     except AzureError as err:
@@ -711,13 +685,20 @@ def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...]) ->
         out = {**fields, f"{action}_requested_at": now, "updated_at": now}
         if current.get("status") != state.value and state in JOB.spec(JobState(current["status"])).to:
             history = list(current.get("status_history") or []) + [
-                {"status": state.value, "at": now, "why": f"{action}d through the API"}]
+                {"status": state.value, "at": now, "why": f"{action}{'led' if action == 'cancel' else 'd'} through the "
+                                                             f"API"}]
             out.update({"status": state.value, "status_history": history, "status_changed_at": now})
         if action == "resume":
             out["paused_reason"] = None
+        if state == JobState.CANCELLED:
+            out["finished_at"] = now
         return out
 
-    return job_view(ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change))
+    updated = ctx.repos.jobs.update_with_retry(row.partition_key, row.row_key, change)
+    if not JOB.spec(JobState(updated["status"])).open:
+        ctx.repos.close_job(row["id"])
+        _release_files(ctx, updated)
+    return job_view(updated)
 
 
 # ------------------------------------------------------------------------------- views

@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from .rules import _jtype
 from ..catalogue import Catalogue, load_catalogue
 from .codes import CODES, ERROR, WARNING
 
@@ -805,22 +806,6 @@ def _is_number(v: Any) -> bool:
 
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
-
-
-def _jtype(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string" if value else "an empty string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _short(value: Any, limit: int = 48) -> str:

@@ -73,6 +73,7 @@ class Bad(Exception):
 
 
 def _jtype(value: Any) -> str:
+    """What a JSON value is, for a message ("a string", "an empty string", "a list" …)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -80,7 +81,7 @@ def _jtype(value: Any) -> str:
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
-        return "a string"
+        return "a string" if value else "an empty string"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
