@@ -18,7 +18,7 @@ from ..machines.deployment import HOSTED_STATES
 from ..policies.idle import idle_deadline, is_developer_tier
 from ..state.repos import Repositories, utc_iso
 from ..state.tables import ConcurrencyError, NotFoundError, Row
-from . import schemas
+from . import dashboard_api, schemas
 from .http import ApiError, Request, Response, json_response, parse_json_body
 from .router import Operation
 from .validation import FieldError, validate
@@ -147,8 +147,8 @@ def list_jobs(ctx_factory, request: Request, params) -> Response:
     limit = _limit(request)
     query = _fingerprint("jobs", statuses)
     token = decode_token(request, query)
-    flt = "PartitionKey eq @pk"
-    values: dict[str, Any] = {"pk": Repositories.JOB_PARTITION}
+    flt = "PartitionKey eq @pk and RowKey lt @notices"  # (notifications wait in the partition, keyed "~…")
+    values: dict[str, Any] = {"pk": Repositories.JOB_PARTITION, "notices": "~"}
     if statuses:
         # Spaces around the parentheses: the SDK substitutes only whole space-separated "@name" words.
         flt += " and ( " + " or ".join(f"status eq @s{i}" for i in range(len(statuses))) + " )"
@@ -475,6 +475,17 @@ OPERATIONS: list[Operation] = [
                          404: ("No such job", _P), 409: ("Not paused", _P),
                          502: ("Azure OpenAI error", _P), 503: ("Azure OpenAI unavailable", _P)},
               response_headers={503: _RETRY}),
+    Operation("GET", "/jobs/{id}/results", "getJobResults",
+              "A job's results.csv as rows: loss, token accuracy or reward per step", dashboard_api.get_job_results,
+              tag="jobs", description="The results.csv the monitor stored when the job succeeded (`results_blob`), "
+                                      "parsed: its columns, and one object per step (empty cells null). No rows "
+                                      "before the job has succeeded.",
+              path_schemas={"id": {"type": "string", "pattern": schemas.JOB_ID_PATTERN}},
+              responses={200: ("The job's results", "JobResults"), 400: ("Bad id", _P), 404: ("No such job", _P)}),
+    Operation("GET", "/jobs/{id}/history", "getJobHistory", "A job's status timeline", dashboard_api.get_job_history,
+              tag="jobs", path_schemas={"id": {"type": "string", "pattern": schemas.JOB_ID_PATTERN}},
+              responses={200: ("Every status the job has had, with when and why", "JobHistory"),
+                         400: ("Bad id", _P), 404: ("No such job", _P)}),
     Operation("GET", "/datasets", "listDatasets", "List datasets (current version, else latest)", list_datasets,
               tag="datasets", parameters=[_status_param(schemas.DATASET_STATUSES), _LIMIT, _CONT],
               responses={200: ("A page of datasets", "DatasetList"), 400: ("Bad parameter", _P)}),
@@ -507,6 +518,9 @@ OPERATIONS: list[Operation] = [
               responses={202: ("The deployment, asked to roll back", "Deployment"), 400: ("Bad name", _P),
                          404: ("No such deployment", _P), 409: ("No previous model", _P)},
               response_headers={409: _RETRY}),
+    Operation("GET", "/validation-codes", "listValidationCodes",
+              "What each code of a validation report means and how to fix it", dashboard_api.get_validation_codes,
+              tag="datasets", responses={200: ("Every code, with its severity, meaning and fix", "ValidationCodes")}),
     Operation("GET", "/openapi.json", "getOpenApi", "This document", get_openapi, tag="meta",
               responses={200: ("The OpenAPI 3.1 document", None)}),
 ]

@@ -311,6 +311,59 @@ DEPLOYMENT = {"type": "object", "required": ["name", "keep_alive", "state", "eve
               "properties": {**DEPLOYMENT_PROPERTIES,
                              "events": {"type": "array", "items": {"$ref": "#/components/schemas/DeploymentEvent"}}}}
 
+# ----------------------------------------------------------------- read by the dashboard too
+
+JOB_RESULTS = {
+    "type": "object",
+    "description": "The job's results.csv (stored by the monitor when the job succeeded) as rows",
+    "required": ["id", "status", "results_blob", "columns", "rows", "row_count", "every"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"enum": JOB_STATUSES},
+        "method": _STR_OR_NULL,
+        "results_blob": {"type": ["string", "null"], "description": "container/path of the stored results.csv; "
+                                                                    "null until the job has succeeded"},
+        "columns": {"type": "array", "items": {"type": "string"},
+                    "description": "The file's columns in order, trimmed and lower-case (step, train_loss, "
+                                   "valid_loss, train_mean_token_accuracy, ...; reinforcement fine-tuning: "
+                                   "train_reward_mean, valid_reward_mean, train_reward_mean_<grader>, ...)"},
+        "rows": {"type": "array", "items": {"type": "object",
+                                             "additionalProperties": {"type": ["number", "string", "null"]}},
+                 "description": "One object per step: numbers, null for an empty cell (validation columns are "
+                                "empty on steps without a validation run)"},
+        "row_count": {"type": "integer", "minimum": 0, "description": "Rows in the file"},
+        "every": {"type": "integer", "minimum": 1,
+                  "description": "1, or for a file of more than 5,000 rows: every n-th row is given (and the last)"},
+        "note": {"type": "string", "description": "Why there are no rows"},
+    },
+}
+
+JOB_HISTORY = {
+    "type": "object",
+    "required": ["id", "status", "status_history"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"enum": JOB_STATUSES},
+        "status_changed_at": _TIME,
+        "status_history": {"type": "array", "description": "Every status the job has had, oldest first",
+                           "items": {"type": "object", "required": ["status"],
+                                     "properties": {"status": {"type": "string"}, "at": _TIME,
+                                                    "why": _STR_OR_NULL}}},
+    },
+}
+
+VALIDATION_CODES = {
+    "type": "object",
+    "required": ["codes"],
+    "properties": {"codes": {
+        "type": "object",
+        "description": "Every code a validation report's errors and warnings carry: its severity, what it means "
+                       "and how to fix it",
+        "additionalProperties": {"type": "object", "required": ["severity", "meaning", "fix"],
+                                 "properties": {"severity": {"enum": ["error", "warning"]},
+                                                "meaning": {"type": "string"}, "fix": {"type": "string"}}}}},
+}
+
 COMPONENTS: dict[str, Any] = {
     "CreateJobRequest": CREATE_JOB_REQUEST,
     "Hyperparameters": HYPERPARAMETERS_REQUEST,
@@ -330,4 +383,7 @@ COMPONENTS: dict[str, Any] = {
                        "properties": {"items": {"type": "array",
                                                 "items": {"$ref": "#/components/schemas/DeploymentSummary"}}}},
     "DeploymentEvent": DEPLOYMENT_EVENT,
+    "JobResults": JOB_RESULTS,
+    "JobHistory": JOB_HISTORY,
+    "ValidationCodes": VALIDATION_CODES,
 }

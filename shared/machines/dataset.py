@@ -600,3 +600,26 @@ DATASET = Machine(
         StateSpec(S.UPLOAD_FAILED, "Azure OpenAI refused the file (`error` has its reason)"),
     ),
 )
+
+
+# ----------------------------------------------------------------------------- notifications
+def _announce(ds: DatasetRecord, new: DatasetState, step: Step, env: Env) -> list[dict[str, Any]]:
+    from .outbox import notice
+
+    link = {"dataset": ds.id, "api": f"/api/datasets/{ds.name}"}
+    if new == S.READY and not any(h.get("status") == S.READY for h in (ds.status_history or [])):
+        return [notice("dataset.ready", ds.id, f"{ds.id} is ready for {ds.base_model}", examples=ds.examples,
+                       **link)]
+    if new == S.REJECTED:
+        errors = step.set.get("errors") or ds.errors or []
+        first = "; ".join(f"line {e.get('line')}: {e.get('message')}" if e.get("line") else str(e.get("message"))
+                          for e in errors[:3])
+        return [notice("dataset.rejected", ds.id, f"{ds.id} was rejected: {first or step.why}",
+                       errors=errors[:5], error_count=step.set.get("error_count"), **link)]
+    if new == S.UPLOAD_FAILED:
+        reason = step.set.get("error") or step.why
+        return [notice("dataset.rejected", ds.id, f"{ds.id} could not be uploaded: {reason}", reason=reason, **link)]
+    return []
+
+
+DATASET.announce = _announce

@@ -421,6 +421,9 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
     sku = dep.sku or info.sku
     deadline = idle_deadline(sku, created, last)
     margin = effective_margin(s, sku)
+    retiring = _retiring_notice(dep, env)
+    if retiring is not None:
+        return retiring
     if deadline is None or deadline - now > margin:
         return _bookkeeping(dep, env, created, last, deadline, info.snapshot)
     left = deadline - now
@@ -430,11 +433,19 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
                   f"last request {utc_iso(last) if last else 'none in 15 days'}, created {utc_iso(created)}"))
     if policy == "none":
         if dep.notified_deadline is None or utc_iso(dep.notified_deadline) != utc_iso(deadline):  # stored to the second
+            from .outbox import notice
+
+            hours = max(0.0, (deadline - now).total_seconds() / 3600)
             return Step(set={"notified_deadline": deadline, "idle_deadline": deadline,
                              **({"last_activity": last} if last else {})},
                         log=f"{why_due}; keep_alive none: not acting",
                         events=(_event("none", f"{why_due}; keep_alive is none: it will be left to expire",
-                                       "skipped", deadline=deadline),))
+                                       "skipped", deadline=deadline),),
+                        notices=(notice("deployment.expiring", name, f"{name} will be deleted by Azure's idle rule in "
+                                                                     f"{hours:.0f} h ({utc_iso(deadline)}): its policy "
+                                                                     f"is none; PATCH keep_alive to keep it",
+                                        deployment=name, api=f"/api/deployments/{name}", deadline=utc_iso(deadline),
+                                        hours=round(hours, 1)),))
         return Step()
     if policy == "ping" and not is_developer_tier(sku):
         return Step(effect=Ping(dep, deadline, why_due))
@@ -461,6 +472,24 @@ def keep(dep: DeploymentRecord, env: Env) -> Step:
                 on_error=lambda err: _keep_failure(dep, "redeploy", err, env),
                 log="redeploying (delete, wait, create under the same name)",
                 events=(_event("redeploy", why_due, "started", deadline=deadline),))
+
+
+def _retiring_notice(dep: DeploymentRecord, env: Env) -> Step | None:
+    """A deployment whose model retires within 90 days is announced once per retirement date."""
+    from ..catalogue import UnknownModelError, load_catalogue
+    from .outbox import notice
+
+    try:
+        when = load_catalogue().retiring_within(dep.model or "", 90, env.now.date())
+    except UnknownModelError:
+        return None
+    if when is None or dep.retiring_noticed == when.isoformat():
+        return None
+    name = _name(dep)
+    return Step(set={"retiring_noticed": when.isoformat()}, next=0, notices=(notice(
+        "deployment.retiring", name, f"{name} serves {dep.model}, whose fine-tuned deployments retire on "
+                                     f"{when.isoformat()}: fine-tune a current model before", deployment=name,
+        api=f"/api/deployments/{name}", retires_on=when.isoformat()),))
 
 
 def _bookkeeping(dep: DeploymentRecord, env: Env, created: datetime, last: datetime | None,
@@ -735,3 +764,32 @@ DEPLOYMENT = Machine(
         StateSpec(D.FAILED, "refused for good (`last_error`)"),
     ),
 )
+
+
+# ----------------------------------------------------------------------------- notifications
+def _announce(dep: DeploymentRecord, new: DeploymentState, step: Step, env: Env) -> list[dict[str, Any]]:
+    from .outbox import notice
+
+    name = _name(dep)
+    link = {"deployment": name, "api": f"/api/deployments/{name}"}
+    model = step.set.get("model") or dep.model
+    if new == D.ACTIVE and (dep.rolling_from or step.set.get("rolls")):
+        return [notice("deployment.rolled_forward", name, f"{name} serves {model} (was {dep.rolling_from})",
+                       model=model, previous_model=dep.rolling_from, **link)]
+    if new == D.ACTIVE and dep.state in (D.CREATING, D.WARMING):
+        return [notice("deployment.deployed", name, f"{name} serves {model}", model=model, job=dep.job_id, **link)]
+    if new == D.RESTORED:
+        gap = (step.set.get("gaps") or [{}])[-1]
+        return [notice("deployment.restored", name, f"{name} was gone and serves again after {gap.get('hours')} h "
+                                                    f"({gap.get('reason')})", gap=gap, **link)]
+    if new == D.EXPIRED:
+        return [notice("deployment.expired", name, f"{name} was deleted by Azure's idle rule, as its policy none "
+                                                   f"asked", **link)]
+    if (new == D.DEPLOY_BLOCKED and dep.blocked_since is None) or new == D.FAILED:  # the first block, and the end
+        reason = step.set.get("blocked_reason") or step.why
+        return [notice("deployment.blocked", name, f"{name} {'failed' if new == D.FAILED else 'is blocked'}: {reason}",
+                       final=new == D.FAILED, reason=reason, **link)]
+    return []
+
+
+DEPLOYMENT.announce = _announce

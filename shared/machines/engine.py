@@ -109,10 +109,12 @@ class Step:
     events: tuple[dict[str, Any], ...] = ()
     close: bool = False           # an open state this row is finished with: leave the open index
     log: str | None = None
+    notices: tuple[dict[str, Any], ...] = ()   # notifications (shared.machines.outbox.notice), written with the step
 
     @property
     def noop(self) -> bool:
-        return self.to is None and not self.set and self.effect is None and not self.events and not self.close
+        return self.to is None and not self.set and self.effect is None and not self.events and not self.close \
+            and not self.notices
 
 
 @dataclass
@@ -132,6 +134,9 @@ class Machine:
     claims: bool = True
     # Writes an event row for a step's ``events`` (the deployment machine's trail); None: no trail.
     event_sink: Callable[["Env", Record, dict[str, Any]], None] | None = None
+    # The notifications a move into a state brings (shared.machines.outbox.notice), from the
+    # record before the move and the step: written in the same transaction as the move.
+    announce: Callable[[Record, StrEnum, "Step", "Env"], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         self.table = {s.state: s for s in self.specs}
@@ -391,25 +396,37 @@ class Engine:
         changes["updated_at"] = now
         return changes
 
-    def _write(self, row: Row, changes: Mapping[str, Any], claimed: bool, merge: bool = False) -> Row:
-        """An ETag-guarded write. Under a claim, a row someone else wrote meanwhile is merged
-        onto while the claim is ours; without one, ``merge`` merges onto a fresh row whose
-        state is still the one this visit wrote (an outcome after its intent)."""
+    def _write(self, row: Row, changes: Mapping[str, Any], claimed: bool, merge: bool = False,
+               notices: list[dict[str, Any]] | None = None) -> Row:
+        """An ETag-guarded write (with the step's notifications in the same transaction).
+        Under a claim, a row someone else wrote meanwhile is merged onto while the claim is
+        ours; without one, ``merge`` merges onto a fresh row whose state is still the one
+        this visit wrote (an outcome after its intent)."""
+        from .outbox import outbox_row
+
         encoded = self.m.record.encode(changes)
-        if claimed:
-            return self.table.save_claimed(row, encoded, self.worker)
+        inserts = [outbox_row(row.partition_key, f"/ft-autopilot/{self.m.name}", n, self.env.now)
+                   for n in (notices or [])]
         try:
-            return self.table.replace(row, encoded)
+            return self.table.replace_with(row, encoded, inserts)
         except ConcurrencyError:
-            if not merge:
+            if not claimed and not merge:
                 raise LostClaim(row.row_key) from None
         fresh = self.table.get(row.partition_key, row.row_key)
-        if fresh.get(self.m.state_field) != row.get(self.m.state_field):
+        if claimed and fresh.get("claimed_by") != self.worker:
+            raise LostClaim(row.row_key)
+        if not claimed and fresh.get(self.m.state_field) != row.get(self.m.state_field):
             raise LostClaim(row.row_key)
         try:
-            return self.table.replace(fresh, encoded)
+            return self.table.replace_with(fresh, encoded, inserts)
         except ConcurrencyError:
             raise LostClaim(row.row_key) from None
+
+    def _notices(self, rec: Record, old: StrEnum, new: StrEnum, step: Step) -> list[dict[str, Any]]:
+        out = list(step.notices)
+        if new != old and self.m.announce is not None:
+            out.extend(self.m.announce(rec, new, step, self.env))
+        return out
 
     def _claim_fields(self, release: bool) -> dict[str, Any]:
         if release:
@@ -427,21 +444,22 @@ class Engine:
         if step.effect is None:
             if claimed and release:
                 changes.update(self._claim_fields(True))
-            row = self._write(row, changes, claimed)
+            row = self._write(row, changes, claimed, notices=self._notices(rec, old, new, step))
             rec = self.m.record.from_row(row)
             self._events(rec, step)
             return row, rec, claimed and not release, new, step
         # Intent first, under a claim; then the side effect; then its outcome.
-        if self.m.claims and not claimed:
+        intent_notices = self._notices(rec, old, new, step)
+        if self.m.claims and not claimed and not intent_notices:
             now = self.env.now
             taken = self.table.claim(row, self.worker, now + self.m.lease, now, self.m.record.encode(changes))
             if taken is None:
                 raise LostClaim(row.row_key)
             row = taken
         else:
-            if claimed:
-                changes.update(self._claim_fields(False))  # the lease runs from now again
-            row = self._write(row, changes, claimed)
+            if self.m.claims:
+                changes.update(self._claim_fields(False))  # claimed, or the lease runs from now again
+            row = self._write(row, changes, claimed, notices=intent_notices)
         claimed = self.m.claims
         rec = self.m.record.from_row(row)
         self._events(rec, step)
@@ -458,7 +476,7 @@ class Engine:
             changes.pop("next_attempt_at", None)  # the step's own wait stands
         if release and claimed:
             changes.update(self._claim_fields(True))
-        row = self._write(row, changes, claimed, merge=True)
+        row = self._write(row, changes, claimed, merge=True, notices=self._notices(rec, new, after, outcome))
         rec = self.m.record.from_row(row)
         self._events(rec, outcome)
         return row, rec, claimed and not release, after, outcome

@@ -82,6 +82,7 @@ AZURE_RUNNING_JOBS, AZURE_QUEUED_JOBS = 3, 20
 AT_AZURE = TRAINING                          # the states that take a place at Azure
 QUEUE_LIMIT = timedelta(days=7)              # waiting longer than this fails the job, with the reason
 QUEUE_RETRY_SECONDS = 300.0                  # after Azure said it is full
+WAITING_NOTICE = timedelta(hours=24)         # waiting longer than this is announced (once)
 
 
 def queue_of(rows) -> dict[str, Any]:
@@ -360,6 +361,14 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
         return files
     if files:
         return Step(set=files, next=0, log=f"files at Azure OpenAI now: {files}")
+    if now - since > WAITING_NOTICE and job.waiting_noticed_at is None:
+        from .outbox import notice
+
+        hours = (now - since).total_seconds() / 3600
+        return Step(set={"waiting_noticed_at": now}, next=0, notices=(notice(
+            "job.waiting_long", job.key, f"job {job.key} has waited {hours:.0f} h for room at Azure OpenAI (3 running "
+                                         f"and 20 queued jobs per resource)", job=job.key, api=f"/api/jobs/{job.key}",
+            hours=round(hours, 1)),))
     queue = env.context.get("queue")
     if queue is None:
         return Step()  # only a tick, which knows the queue, submits
@@ -416,6 +425,7 @@ def follow(job: JobRecord, env: Env) -> Step:
                     set={"error": {"code": "job_not_found",
                                    "message": f"Azure OpenAI no longer knows the job {oid} ({err.message})"}})
     changes: dict[str, Any] = {"last_checked_at": now, "last_error": None, "attempts": None}
+    stalled: list[dict[str, Any]] = []
     raw = str(azure.get("status") or job.openai_status or "pending")
     new = state_for_azure(raw)
     if new is None:
@@ -457,6 +467,10 @@ def follow(job: JobRecord, env: Env) -> Step:
                            f"{job.key}/cancel) and start it elsewhere, or keep waiting"}
             if (job.last_error or {}).get("kind") != "stalled":
                 log.warning("job %s (%s) has been %s for %.1f days", job.key, oid, raw, days)
+                from .outbox import notice
+
+                stalled = [notice("job.stalled", job.key, changes["last_error"]["message"], job=job.key,
+                                  api=f"/api/jobs/{job.key}", days=round(days, 1))]
     if new == S.PAUSED and state != S.PAUSED:
         why = next((e["message"] for e in reversed(list(job.events or []) + events)
                     if "pause" in str(e.get("message", "")).lower()), "paused at Azure OpenAI")
@@ -476,7 +490,7 @@ def follow(job: JobRecord, env: Env) -> Step:
         log.info("job %s (%s) %s: %s", job.key, oid, new, changes["error"])
     done_training = new in (S.SUCCEEDED, S.FAILED, S.CANCELLED) and job.files_released_at is None
     return Step(to=new, set=changes, next=0 if new == S.SUCCEEDED else None,
-                effect=ReleaseFiles(job) if done_training else None)
+                effect=ReleaseFiles(job) if done_training else None, notices=tuple(stalled))
 
 
 def after_success(job: JobRecord, env: Env) -> Step:
@@ -626,3 +640,26 @@ JOB = Machine(
         StateSpec(S.DEPLOY_FAILED, "the deployment was refused for good (`last_error`)"),
     ),
 )
+
+
+# ----------------------------------------------------------------------------- notifications
+def _announce(job: JobRecord, new: JobState, step: Step, env: Env) -> list[dict[str, Any]]:
+    from .outbox import notice
+
+    changes = step.set
+    link = {"job": job.key, "api": f"/api/jobs/{job.key}"}
+    if new == S.SUCCEEDED:
+        model = changes.get("fine_tuned_model") or job.fine_tuned_model
+        return [notice("job.succeeded", job.key, f"job {job.key} trained {model}", model=model, **link)]
+    if new == S.FAILED:
+        error = changes.get("error") or job.error or {}
+        return [notice("job.failed", job.key, f"job {job.key} failed: {error.get('message') or step.why}",
+                       error=error, **link)]
+    if new == S.GATE_FAILED:
+        result = changes.get("gate_result") or {}
+        return [notice("job.gate_failed", job.key, f"job {job.key} missed its gate: {step.why}",
+                       checks=result.get("checks"), **link)]
+    return []
+
+
+JOB.announce = _announce

@@ -184,6 +184,7 @@ class JobRecord(Record):
     model_choice: dict | None = _json()            # what deployment.model asked for, what was chosen, why
     deployed_model: str | None = None              # the model (or checkpoint) the deployment serves
     paused_reason: str | None = None               # why Azure paused it (the spending cap …), how to resume
+    waiting_noticed_at: datetime | None = _time()  # its long wait in the queue was announced
     reconciled: str | None = None
     reconciled_at: datetime | None = _time()
     reconcile_seen_at: datetime | None = _time()
@@ -229,6 +230,7 @@ class DeploymentRecord(Record):
     previous_job_id: str | None = None
     rolls: int | None = _int()
     roll_history: list | None = _json()
+    retiring_noticed: str | None = None           # the retirement date already announced
     action_started_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
     missing_since: datetime | None = _time()

@@ -191,6 +191,10 @@ class Repositories:
             pass
         return self.jobs.insert({**data, "PartitionKey": self.JOB_PARTITION, "RowKey": data["id"]})
 
+    def all_jobs(self) -> Iterator[Row]:
+        """Every job row (not the notifications that wait in the same partition)."""
+        return self.jobs.query("PartitionKey eq @pk and RowKey lt @notices", {"pk": self.JOB_PARTITION, "notices": "~"})
+
     def job_recording(self, openai_job_id: str, other_than: str | None = None) -> bool:
         """Whether a Jobs row (other than ``other_than``) records this Azure OpenAI job."""
         rows = self.jobs.query("PartitionKey eq @pk and openai_job_id eq @oid",
@@ -222,7 +226,9 @@ class Repositories:
         return self.deployments.find(*self.deployment_keys(name))
 
     def list_deployments(self) -> Iterator[Row]:
-        return self.deployments.partition(encode_key(self.settings.openai_account))
+        """The account's deployment rows (not its notifications waiting in the same partition)."""
+        return self.deployments.query("PartitionKey eq @pk and RowKey lt @notices",
+                                      {"pk": encode_key(self.settings.openai_account), "notices": "~"})
 
     def find_deployment_row(self, pk: str, rk: str) -> Row | None:
         return self.deployments.find(pk, rk)

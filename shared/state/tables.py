@@ -164,6 +164,35 @@ class Table:
                                    f"changed since it was read") from exc
         return Row(data, meta.get("etag"))
 
+    def replace_with(self, row: Row, changes: Mapping[str, Any] | None, inserts: list[Mapping[str, Any]]) -> Row:
+        """:meth:`replace` and the ``inserts`` (rows of the same partition) in one entity-group
+        transaction: all are written, or none (ConcurrencyError when the row changed)."""
+        if not inserts:
+            return self.replace(row, changes)
+        from azure.data.tables import TableTransactionError
+
+        data = dict(row.data)
+        if changes:
+            data.update(changes)
+        data = {k: v for k, v in data.items() if v is not None}
+        operations: list[Any] = [("update", _to_entity(data), {"mode": UpdateMode.REPLACE, "etag": row.etag,
+                                                               "match_condition": MatchConditions.IfNotModified})]
+        for extra in inserts:
+            if extra["PartitionKey"] != data["PartitionKey"]:
+                raise ValueError("a transaction writes one partition only")
+            operations.append(("create", _to_entity(extra)))
+        try:
+            results = self.client.submit_transaction(operations)
+        except TableTransactionError as exc:
+            code = str(getattr(exc, "error_code", "") or "")
+            if "UpdateConditionNotSatisfied" in code or "ResourceNotFound" in code or \
+                    getattr(exc, "status_code", None) in (404, 412):
+                raise ConcurrencyError(f"{self.name}: row {data['PartitionKey']!r}/{data['RowKey']!r} changed "
+                                       f"since it was read") from exc
+            raise
+        etag = (results[0] or {}).get("etag") if results else None
+        return Row(data, etag)
+
     def save_claimed(self, row: Row, changes: Mapping[str, Any], worker: str) -> Row:
         """Writes ``changes`` to a row this worker has claimed (``claimed_by``). If someone
         else wrote the row meanwhile, merges onto the fresh row once, as long as the claim is

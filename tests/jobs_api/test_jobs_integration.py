@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.state.repos import Repositories, new_job_id, utc_iso
+from shared.state.repos import new_job_id, utc_iso
 
 from .conftest import MODEL, make_dataset, sim_job_posts
 
@@ -22,7 +22,7 @@ def problem(r, status: int, kind: str) -> dict:
 
 
 def job_rows(ctx) -> list:
-    return list(ctx.repos.jobs.partition(Repositories.JOB_PARTITION))
+    return list(ctx.repos.all_jobs())
 
 
 # ------------------------------------------------------------------------------------ create

@@ -286,3 +286,23 @@ def test_a_ticks_calls_grow_with_open_jobs_not_history(ctx, runner, simulator):
     assert len([c for c in second if c["method"] == "DELETE" and c["path"].startswith("/openai/files/")]) == 3 * 2
     assert all(r.row_key not in ctx.repos.open_job_ids() for r in rows)
     assert calls_of_one_tick() == []  # nothing open: no Azure OpenAI call at all
+
+
+def test_state_changes_leave_their_notifications_in_the_same_partition(ctx, runner, simulator):
+    """A notification is written in the same transaction as the state change that causes it."""
+    from shared.machines.outbox import outbox_rows
+
+    admin = simulator.admin
+    admin.inject_fault("job_failure", code="invalid_training_file", message="Too few examples.")
+    failed = create_job(ctx, suffix="notified", deployment=None)
+    deployed = create_job(ctx, suffix="notified-ok", deployment={"keep_alive": "ping"})
+    run_until(tick(runner), lambda: job(ctx, failed.row_key)["status"] == "failed"
+              and job(ctx, deployed.row_key)["status"] == "deployed", admin=admin, advance=0.5)
+    events = {(r["event"]["type"], r["event"]["subject"]) for _, r in outbox_rows(ctx.repos)}
+    name = job(ctx, deployed.row_key)["deployment_name"]
+    assert ("com.ft-autopilot.job.failed", failed.row_key) in events
+    assert ("com.ft-autopilot.job.succeeded", deployed.row_key) in events
+    assert ("com.ft-autopilot.deployment.deployed", name) in events
+    [fail] = [r for _, r in outbox_rows(ctx.repos) if r["event"]["subject"] == failed.row_key]
+    assert fail.partition_key == "job" and "Too few examples." in fail["event"]["data"]["summary"]
+    assert fail["event"]["id"] and fail["event"]["source"] == "/ft-autopilot/job"

@@ -70,7 +70,7 @@ def test_the_pipeline_converges_after_a_kill_at_each_side_effect(app_env, admin,
     second.kill()
     client.join()
     time.sleep(HOLD + 0.5)  # the job is created at Azure OpenAI
-    [job] = list(ctx.repos.jobs.partition("job"))
+    [job] = list(ctx.repos.all_jobs())
     assert job["status"] == "submitted" and not job.get("openai_job_id") and job["claimed_until"]
     assert len(admin.state()["jobs"]) == 1
     third = runner_process("--no-blobs", "--no-timers")
