@@ -976,7 +976,7 @@ class YearScenario:
         state = self.admin.state()
         stuck: list[str] = []
         # Jobs: every state's time against its limit, from the row's history.
-        job_rows = {r.row_key: r for r in repos.jobs.partition(repos.JOB_PARTITION)}
+        job_rows = {r.row_key: r for r in repos.all_jobs()}   # not the notifications waiting there
         for rk, row in job_rows.items():
             timeline = [(_iso(row.get("created_at")) or 0.0, "submitted")] + [
                 (_iso(e.get("at")) or 0.0, str(e.get("status"))) for e in row.get("status_history") or []]
