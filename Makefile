@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run demo bench soak clean
+.PHONY: install chromium test run demo bench soak clean
 
 # checkov pins many libraries of its own, so it lives in a venv of its own.
 CHECKOV_VENV := .venv-checkov
@@ -27,7 +27,34 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: install
+# The dashboard's browser tests (tests/dashboard) drive Debian's Chromium through playwright
+# (requirements-dev.txt; playwright's own browser download is not used). Installed here when
+# missing, as root or with passwordless sudo, quietly; when it cannot be, this says so and the
+# browser tests fail with the reason (they are never skipped).
+DASHBOARD_CHROMIUM ?= /usr/bin/chromium
+export DASHBOARD_CHROMIUM
+
+chromium:
+	@if [ ! -x "$(DASHBOARD_CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then as=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as="sudo -n"; \
+	  else as=none; fi; \
+	  if [ "$$as" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "warning: $(DASHBOARD_CHROMIUM) is missing and cannot be installed here (apt-get as root is needed:" \
+	         "apt-get install chromium); the dashboard's browser tests will fail" >&2; \
+	  else \
+	    echo "Installing Chromium (Debian package chromium) for the dashboard's browser tests"; \
+	    log=$$(mktemp); \
+	    if $$as env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$$log" 2>&1 && \
+	       $$as env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+	         >>"$$log" 2>&1 && [ -x "$(DASHBOARD_CHROMIUM)" ]; then rm -f "$$log"; \
+	    else cat "$$log" >&2; rm -f "$$log"; \
+	      echo "warning: installing chromium did not give $(DASHBOARD_CHROMIUM); the dashboard's browser tests" \
+	           "will fail" >&2; fi; \
+	  fi; \
+	fi
+
+test: install chromium
 	$(PY) -m pytest -q
 
 run: install

@@ -1,5 +1,6 @@
 """The HTTP API (jobs, datasets, deployments, the OpenAPI document): each route
-hands the request to ``shared.api`` and returns its answer. Every route accepts
+hands the request to ``shared.api`` and returns its answer; the dashboard's page
+and assets (``/api/dashboard``) are handed to ``shared.dashboard``. Every route accepts
 every method so that a wrong one gets a problem+json 405 from the shared router
 rather than the host's bare one. ``shared`` is imported on first request, so
 loading the app stays cheap."""
@@ -47,6 +48,16 @@ def api_job_resume(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)
 
 
+@bp.route(route="jobs/{id}/results", methods=_METHODS, auth_level=_AUTH)
+def api_job_results(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req)
+
+
+@bp.route(route="jobs/{id}/history", methods=_METHODS, auth_level=_AUTH)
+def api_job_history(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req)
+
+
 @bp.route(route="datasets", methods=_METHODS, auth_level=_AUTH)
 def api_datasets(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)
@@ -72,6 +83,36 @@ def api_deployment_rollback(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)
 
 
+@bp.route(route="validation-codes", methods=_METHODS, auth_level=_AUTH)
+def api_validation_codes(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req)
+
+
 @bp.route(route="openapi.json", methods=_METHODS, auth_level=_AUTH)
 def api_openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req)
+
+
+# ------------------------------------------------------------------------- the dashboard
+# The page and its assets (the charting library from node_modules) under the same function
+# key as the API: open /api/dashboard?code=<key>; the page sends the key on with each call.
+
+
+def _serve_dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api import Request
+    from shared.dashboard import serve
+
+    request = Request(method=req.method.upper(), path=urlsplit(req.url).path, query=dict(req.params),
+                      headers={k.lower(): v for k, v in req.headers.items()}, body=b"")
+    response = serve(request)
+    return func.HttpResponse(body=response.body, status_code=response.status, headers=response.headers)
+
+
+@bp.route(route="dashboard", methods=_METHODS, auth_level=_AUTH)
+def dashboard_page(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve_dashboard(req)
+
+
+@bp.route(route="dashboard/assets/{name}", methods=_METHODS, auth_level=_AUTH)
+def dashboard_asset(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve_dashboard(req)

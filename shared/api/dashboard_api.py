@@ -112,7 +112,7 @@ def get_job_results(ctx_factory, request: Request, params) -> Response:
     container, _, path = str(blob_name).partition("/")
     blob = ctx.clients.blob_service.get_blob_client(container, path)
     try:
-        data = blob.download_blob(length=RESULTS_MAX_BYTES).readall()
+        data = blob.download_blob(offset=0, length=RESULTS_MAX_BYTES).readall()
     except ResourceNotFoundError:
         out["note"] = f"the results blob {blob_name} is missing"
         return json_response(out)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from ..api.http import ApiError, Request, Response
 
-__all__ = ["serve", "ASSETS", "STATIC", "CHART_JS", "chart_js_version", "PAGE_PATH"]
+__all__ = ["serve", "ASSETS", "STATIC", "CHART_JS", "PAGE_PATH"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +37,6 @@ ASSETS: dict[str, tuple[Path, str]] = {
 }
 
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)
-
-
-def chart_js_version() -> str | None:
-    try:
-        return str(json.loads((CHART_JS_PACKAGE / "package.json").read_text())["version"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 @lru_cache(maxsize=1)

@@ -166,7 +166,8 @@
     var body = rows.map(function (r) {
       return h("tr", null, columns.map(function (c) {
         var v = c.value(r);
-        return h("td", { class: c.num ? "num" : null, "data-label": c.label }, v === null || v === undefined || v === "" ? "–" : v);
+        return h("td", { class: c.num ? "num" : null, "data-label": c.label },
+          h("span", { class: "value" }, v === null || v === undefined || v === "" ? "–" : v));
       }));
     });
     return h("div", { class: "table-wrap" },
@@ -185,6 +186,17 @@
 
   function errorView(err) {
     return box("bad", [h("strong", { text: "Could not read the API: " }), err && err.message ? err.message : String(err)]);
+  }
+
+  function figures(obj) {
+    return h("span", { class: "figures" }, Object.keys(obj).filter(function (k) { return k !== "step"; }).map(function (k) {
+      return h("span", { class: "figure" }, h("span", { class: "muted", text: k + " " }), fmtNum(obj[k]));
+    }));
+  }
+
+  function moreAfter(n, items, draw, what) {
+    if (items.length <= n) return draw(items);
+    return [draw(items.slice(0, n)), h("details", null, h("summary", { text: (items.length - n) + " more " + what }), draw(items.slice(n)))];
   }
 
   function json(v) { return h("code", { text: typeof v === "string" ? v : JSON.stringify(v) }); }
@@ -298,6 +310,12 @@
 
   // --------------------------------------------------------------------- a dataset
 
+  // "line 5: the example ..." under "Line 5:" reads twice: the label says it once.
+  function stripLine(message, line) {
+    var prefix = "line " + line + ": ";
+    return line !== null && line !== undefined && message.toLowerCase().indexOf(prefix) === 0 ? message.slice(prefix.length) : message;
+  }
+
   function issueGroups(items, counts, codes, severity) {
     var byCode = {};
     var order = [];
@@ -320,7 +338,7 @@
           return h("li", { dataset: { line: it.line === null || it.line === undefined ? "" : String(it.line) } },
             it.line !== null && it.line !== undefined ? h("span", { class: "line", text: "Line " + it.line + ": " })
               : h("span", { class: "line", text: "Whole file: " }),
-            it.message || "");
+            stripLine(it.message || "", it.line));
         })),
         total > shown.length ? h("p", { class: "muted", text: (total - shown.length) + " more not listed (the report keeps the first 100 of each kind)." }) : null);
     });
@@ -585,13 +603,15 @@
         { label: "Checkpoint", value: function (c) { return h("code", { text: c.id }); } },
         { label: "Step", num: true, value: function (c) { return fmtNum(c.step); } },
         { label: "Deployable", value: function (c) { return c.deployable ? "yes" : "no"; } },
-        { label: "Metrics", value: function (c) { return c.metrics ? json(c.metrics) : null; } }
+        { label: "Metrics", value: function (c) { return c.metrics ? figures(c.metrics) : null; } }
       ], job.checkpoints || [], "No checkpoints yet.", "checkpoints"));
-      out.push(h("h2", { text: "Recent events" }), table([
-        { label: "At", value: function (e) { return time(e.at || e.created_at); } },
-        { label: "Level", value: function (e) { return e.level; } },
-        { label: "Message", value: function (e) { return e.message; } }
-      ], (job.events || []).slice().reverse(), "No events yet.", "events"));
+      out.push(h("h2", { text: "Recent events" }), moreAfter(8, (job.events || []).slice().reverse(), function (items) {
+        return table([
+          { label: "At", value: function (e) { return time(e.at || e.created_at); } },
+          { label: "Level", value: function (e) { return e.level; } },
+          { label: "Message", value: function (e) { return e.message; } }
+        ], items, "No events yet.", "events");
+      }, "events"));
       return out;
     }
   };
@@ -615,7 +635,8 @@
     busy++;
     button.disabled = true;
     return api("/deployments/" + enc(name) + "/rollback", { method: "POST", body: {} }).then(function (d) {
-      notice("Asked to roll " + name + " back to " + previous + ": the monitor's next tick carries it out (state " + d.state + ").", "ok");
+      notice("Asked to roll " + name + " back to " + (d.pending_model || previous) + ": the monitor's next tick " +
+        "carries it out.", "ok");
     }, function (err) {
       notice("Could not roll back: " + err.message, "bad");
     }).then(function () { busy--; return render(true); });
@@ -642,8 +663,11 @@
         }));
       var save = h("button", { type: "button", id: "keep-alive-save", class: "primary", text: "Change keep-alive" });
       save.addEventListener("click", function () { changeKeepAlive(d.name, select, save); });
-      var back = h("button", { type: "button", id: "rollback", class: "danger", disabled: !d.previous_model || d.state === "rolling",
-        text: d.previous_model ? "Roll back to " + d.previous_model : "Roll back (no previous model)" });
+      var asked = d.previous_model && d.pending_model === d.previous_model;
+      var back = h("button", { type: "button", id: "rollback", class: "danger",
+        disabled: !d.previous_model || d.state === "rolling" || asked,
+        text: !d.previous_model ? "Roll back (no previous model)" : asked ? "Rollback to " + d.previous_model + " asked"
+          : "Roll back to " + d.previous_model });
       back.addEventListener("click", function () { rollback(d.name, d.previous_model, back); });
       out.push(h("div", { class: "card" }, h("h2", { text: "Actions" }),
         h("div", { class: "actions" }, h("label", { for: "keep-alive", text: "Keep-alive policy" }), select, save),
@@ -664,13 +688,15 @@
           ["Redeploys", fmtNum(d.redeploys)], ["Pings", fmtNum(d.pings)], ["Restores", fmtNum(d.restores)],
           ["Rolls", fmtNum(d.rolls)], ["Created", time(d.created_at)], ["Updated", time(d.updated_at)]
         ])));
-      out.push(h("h2", { text: "Recent keeper and monitor events" }), table([
-        { label: "At", value: function (e) { return time(e.at); } },
-        { label: "Action", value: function (e) { return h("code", { text: e.action }); } },
-        { label: "Reason", value: function (e) { return e.reason; } },
-        { label: "Outcome", value: function (e) { return e.outcome; } },
-        { label: "Deadline", value: function (e) { return e.deadline ? fmtTime(e.deadline) : null; } }
-      ], d.events || [], "No events yet.", "events"));
+      out.push(h("h2", { text: "Recent keeper and monitor events" }), moreAfter(10, d.events || [], function (items) {
+        return table([
+          { label: "At", value: function (e) { return time(e.at); } },
+          { label: "Action", value: function (e) { return h("code", { class: "nowrap", text: e.action }); } },
+          { label: "Reason", value: function (e) { return e.reason; } },
+          { label: "Outcome", value: function (e) { return e.outcome; } },
+          { label: "Deadline", value: function (e) { return e.deadline ? fmtTime(e.deadline) : null; } }
+        ], items, "No events yet.", "events");
+      }, "events"));
       return out;
     }
   };
@@ -708,7 +734,8 @@
       charts = [];
       var nodes = v.draw(data, r.arg);
       var scroll = lastRender && lastRender.key === key ? window.scrollY : 0;
-      view.replaceChildren.apply(view, [].concat(nodes).filter(Boolean));
+      view.replaceChildren();
+      append(view, [nodes]);
       charts.forEach(function (make) { make(); });
       charts = [];
       tickCountdowns();
