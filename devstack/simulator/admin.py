@@ -13,6 +13,8 @@
     GET    /_admin/requests?since=&path_regex=&method=   the request log
     DELETE /_admin/requests                 forget the request log
     GET    /_admin/state                    files, jobs, deployments, removed deployments
+    GET    /_admin/accounts                 the accounts served, their endpoints and regions
+    GET    /_admin/regions/{region}         what a region trains and deploys (catalog.py + region_availability)
     POST   /_admin/reset                    empty state, no faults, empty log, config and clock as at start
 """
 from __future__ import annotations
@@ -23,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import accounts
+from .catalog import region_info
 from .clock import iso
 from .config import ConfigError
 from .faults import FaultError
@@ -141,6 +145,23 @@ async def state(request: Request) -> Response:
     return JSONResponse(sim.store.snapshot())
 
 
+async def list_accounts(request: Request) -> Response:
+    sim = sim_of(request)
+    base = str(request.base_url).rstrip("/")
+    configured = accounts.configured(sim.config)
+    default = accounts.default_account(sim.config)
+    out = [{**a.to_dict(), "resource_id": a.resource_id, "endpoint": f"{base}/accounts/{a.name}",
+            "default": default is not None and a.key == default.key} for a in accounts.accounts_of(sim.config)]
+    return JSONResponse({"configured": configured, "accounts": out,
+                         "default_endpoint": base, "default_region": default.region if default else sim.config.location})
+
+
+async def region(request: Request) -> Response:
+    sim = sim_of(request)
+    info = region_info(request.path_params["region"], sim.config.region_availability)
+    return JSONResponse({"region": info.name, **info.to_dict()})
+
+
 async def reset(request: Request) -> Response:
     sim_of(request).reset()
     return JSONResponse({"ok": True, **_clock(sim_of(request))})
@@ -160,5 +181,7 @@ routes = [
     Route("/_admin/requests", list_requests, methods=["GET"]),
     Route("/_admin/requests", clear_requests, methods=["DELETE"]),
     Route("/_admin/state", state, methods=["GET"]),
+    Route("/_admin/accounts", list_accounts, methods=["GET"]),
+    Route("/_admin/regions/{region}", region, methods=["GET"]),
     Route("/_admin/reset", reset, methods=["POST"]),
 ]

@@ -7,8 +7,16 @@ PUT answers 201 (new) or 200 (update) with ``provisioningState`` ``Creating``
 ``{"status": "InProgress" | "Succeeded" | "Failed"}`` and then GETs the
 deployment. DELETE answers 202 with ``Azure-AsyncOperation`` and ``Location``,
 or 204 when there is nothing to delete. Every LRO response has Retry-After.
-Any account name is accepted: accounts exist implicitly, and all of them see
-the fine-tuned models of the one simulated data plane.
+
+Accounts (accounts.py): in the default mode any account name exists, in
+``location``, and all of them see the fine-tuned models of the one data plane;
+with ``accounts`` configured only those exist (404 otherwise), each in its
+region, and a fine-tuned model is deployed from the account that trained it
+(``properties.model.source``/``sourceAccount``: that account's resource id).
+Every call needs a token that reaches the path's subscription (403
+``AuthorizationFailed``); a ``source`` in a subscription no token of the call
+reaches (``Authorization`` or ``x-ms-authorization-auxiliary``) is 403
+``LinkedAuthorizationFailed``.
 """
 from __future__ import annotations
 
@@ -18,9 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import accounts
+from .accounts import Account
 from .clock import iso
-from .state import DeploymentRec, OperationRec
-from .web import handles_errors, read_json, sim_of
+from .state import DeploymentRec, OperationRec, SimError
+from .web import bearer_tokens, handles_errors, read_json, sim_of
 
 __all__ = ["routes", "render_deployment"]
 
@@ -90,9 +100,64 @@ def _path(request: Request) -> tuple[str, str, str]:
     return p["sub"], p["rg"], p["account"]
 
 
+ACTIONS = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
+
+
+def authorize(request: Request, sub: str, action: str, scope: str) -> None:
+    """403 ``AuthorizationFailed`` unless the call's bearer token reaches ``sub`` (``token_subscriptions``)."""
+    sim = sim_of(request)
+    token, _ = bearer_tokens(request)
+    if not accounts.token_reaches(sim.config, [token], sub):
+        cid = accounts.client_id(token)
+        raise SimError(403, "AuthorizationFailed",
+                       f"The client '{cid}' with object id '{cid}' does not have authorization to perform action "
+                       f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, "
+                       "please refresh your credentials.")
+
+
+def target_account(request: Request, kind: str = "accounts/deployments") -> Account:
+    """The account at the request's ARM path, once the caller is allowed in its subscription (403) and it
+    exists (404)."""
+    sub, rg, name = _path(request)
+    scope = request.url.path.split("/providers/Microsoft.Insights/")[0]
+    authorize(request, sub, f"Microsoft.CognitiveServices/{kind}/{ACTIONS.get(request.method, 'read')}", scope)
+    return accounts.arm_account(sim_of(request).config, sub, rg, name)
+
+
+def _source_account(request: Request, target: Account, model: Any) -> Account | None:
+    """The account ``properties.model.source`` (or ``sourceAccount``) names, once the call may reach it."""
+    if not isinstance(model, dict):
+        return None
+    given = {k: model[k] for k in ("source", "sourceAccount") if model.get(k)}
+    if not given:
+        return None
+    parsed = {k: accounts.parse_resource_id(v, f"properties.model.{k}") for k, v in given.items()}
+    if len({tuple(x.lower() for x in p) for p in parsed.values()}) > 1:
+        raise SimError(400, "InvalidResourceProperties",
+                       "properties.model.source and properties.model.sourceAccount name different accounts.")
+    field, (sub, rg, name) = next(iter(parsed.items()))
+    sim = sim_of(request)
+    token, auxiliary = bearer_tokens(request)
+    source_id = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/"
+                 f"accounts/{name}")
+    if not accounts.token_reaches(sim.config, [token, *auxiliary], sub):
+        cid = accounts.client_id(token)
+        raise SimError(403, "LinkedAuthorizationFailed",
+                       f"The client '{cid}' with object id '{cid}' has permission to perform action "
+                       f"'Microsoft.CognitiveServices/accounts/deployments/write' on scope '{request.url.path}'; "
+                       "however, it does not have permission to perform action "
+                       f"'Microsoft.CognitiveServices/accounts/models/read' on the linked scope(s) '{source_id}' "
+                       "or the linked scope(s) are invalid.")
+    try:
+        return accounts.arm_account(sim.config, sub, rg, name)
+    except SimError as exc:
+        raise SimError(exc.status, exc.code, f"properties.model.{field}: {exc.message}") from None
+
+
 @handles_errors
 async def list_deployments(request: Request) -> Response:
     sim = sim_of(request)
+    target_account(request)
     with sim.store.lock:
         items = [render_deployment(d) for d in sim.store.list_deployments(*_path(request))]
     return JSONResponse({"value": items})
@@ -101,6 +166,7 @@ async def list_deployments(request: Request) -> Response:
 @handles_errors
 async def get_deployment(request: Request) -> Response:
     sim = sim_of(request)
+    target_account(request)
     with sim.store.lock:
         d = sim.store.get_deployment(*_path(request), request.path_params["name"])
         return JSONResponse(render_deployment(d))
@@ -109,11 +175,14 @@ async def get_deployment(request: Request) -> Response:
 @handles_errors
 async def put_deployment(request: Request) -> Response:
     sim = sim_of(request)
+    target = target_account(request)
     body = sim.request_schemas.writable(request.method, request.url.path, await read_json(request))
+    props = body.get("properties") if isinstance(body, dict) else None
+    source = _source_account(request, target, props.get("model") if isinstance(props, dict) else None)
     with sim.store.lock:
         fault = sim.faults.take({"deployment_failure"}, request.method, request.url.path)
         d, op, created = sim.store.put_deployment(*_path(request), request.path_params["name"], body,
-                                                  fault.params if fault else None)
+                                                  fault.params if fault else None, target=target, source=source)
         out = render_deployment(d)
     headers = {"Azure-AsyncOperation": _op_url(request, op), "Retry-After": _retry_after(sim)}
     return JSONResponse(out, status_code=201 if created else 200, headers=headers)
@@ -122,6 +191,7 @@ async def put_deployment(request: Request) -> Response:
 @handles_errors
 async def patch_deployment(request: Request) -> Response:
     sim = sim_of(request)
+    target_account(request)
     body = sim.request_schemas.writable(request.method, request.url.path, await read_json(request))
     with sim.store.lock:
         d = sim.store.patch_deployment(*_path(request), request.path_params["name"], body)
@@ -131,8 +201,9 @@ async def patch_deployment(request: Request) -> Response:
 @handles_errors
 async def delete_deployment(request: Request) -> Response:
     sim = sim_of(request)
+    target = target_account(request)
     with sim.store.lock:
-        op = sim.store.delete_deployment(*_path(request), request.path_params["name"])
+        op = sim.store.delete_deployment(*_path(request), request.path_params["name"], location=target.region)
     if op is None:
         return Response(status_code=204)
     url = _op_url(request, op)
@@ -143,6 +214,9 @@ async def delete_deployment(request: Request) -> Response:
 @handles_errors
 async def get_operation(request: Request) -> Response:
     sim = sim_of(request)
+    sub = request.path_params["sub"]
+    authorize(request, sub, "Microsoft.CognitiveServices/locations/operationResults/read",
+              f"/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{request.path_params['location']}")
     with sim.store.lock:
         op = sim.store.get_operation(request.path_params["op_id"])
         out = _render_op(op, sim.store.now())
@@ -153,13 +227,14 @@ async def get_operation(request: Request) -> Response:
 @handles_errors
 async def get_account(request: Request) -> Response:
     sim = sim_of(request)
-    sub, rg, account = _path(request)
+    account = target_account(request, "accounts")
     base = str(request.base_url).rstrip("/") + "/"
+    if accounts.configured(sim.config):  # each account's own data plane
+        base += f"accounts/{account.name}/"
     return JSONResponse({
-        "id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}",
-        "name": account, "type": "Microsoft.CognitiveServices/accounts", "kind": "OpenAI",
-        "location": sim.config.location, "sku": {"name": "S0"},
-        "properties": {"endpoint": base, "provisioningState": "Succeeded", "customSubDomainName": account,
+        "id": account.resource_id, "name": account.name, "type": "Microsoft.CognitiveServices/accounts",
+        "kind": "OpenAI", "location": account.region, "sku": {"name": "S0"},
+        "properties": {"endpoint": base, "provisioningState": "Succeeded", "customSubDomainName": account.name,
                        "endpoints": {"OpenAI Language Model Instance API": base}},
     })
 

@@ -7,8 +7,11 @@ seconds; the simulated clock runs at real speed plus an offset.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping
+
+from .accounts import ACCOUNTS_HELP, check_accounts, check_token_subscriptions
+from .catalog import REGION_OVERRIDES_HELP, check_region_overrides
 
 __all__ = ["SimConfig", "ConfigError", "CHOICES", "add_config_arguments", "config_from_args"]
 
@@ -19,6 +22,14 @@ class ConfigError(ValueError):
 
 # Text fields that take one of a few values.
 CHOICES: dict[str, tuple[str, ...]] = {"deployment_model_change": ("refuse", "update")}
+
+# Structured fields (JSON on the command line): their checkers, which also normalise.
+STRUCTURED: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "accounts": (check_accounts, ACCOUNTS_HELP),
+    "token_subscriptions": (check_token_subscriptions,
+                            'a JSON object {"<token>": ["<subscription>", ...] | "*", "*": [...]}'),
+    "region_availability": (check_region_overrides, "a JSON object " + REGION_OVERRIDES_HELP),
+}
 
 
 @dataclass
@@ -83,7 +94,20 @@ class SimConfig:
     developer_tier_hours: float = 24.0
     """A DeveloperTier deployment is deleted this long after creation."""
     location: str = "swedencentral"
-    """Region reported by ARM and Azure Monitor."""
+    """Region of the one resource of the default mode (and of configured accounts that name none)."""
+
+    # Accounts (Azure OpenAI resources), regions, access
+    accounts: list = field(default_factory=list)
+    """Empty (default mode): one resource that every account name maps to, one data plane. Else the
+    resources that exist, ``[{"name", "subscription", "resource_group", "region"}, ...]``, each with its own
+    data plane at ``/accounts/<name>/openai/...`` (the first one also at ``/openai/...``) and the region
+    rules of catalog.py (see accounts.py)."""
+    token_subscriptions: dict = field(default_factory=dict)
+    """Which subscriptions a bearer token reaches on ARM and Azure Monitor, ``{token: [sub, ...] | "*"}``;
+    ``"*"`` as a key is the rule for tokens not listed. Empty: every token reaches every subscription."""
+    region_availability: dict = field(default_factory=dict)
+    """Changes to catalog.py's region table: ``{region: {"train": {model: [training types]}, "deploy":
+    {model: [SKUs]}}}``; a model's list replaces the table's (``[]`` removes it), other models stay."""
 
     # Azure Monitor
     metrics_ingestion_delay_seconds: float = 180.0
@@ -97,7 +121,17 @@ class SimConfig:
         for key, raw in values.items():
             if key not in known:
                 raise ConfigError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
+            if key in STRUCTURED:
+                continue
             parsed[key] = _coerce(key, known[key].type, raw)
+        for key in STRUCTURED:  # after the scalars: an account without a region takes the new location
+            if key in values:
+                checker = STRUCTURED[key][0]
+                try:
+                    parsed[key] = (checker(values[key], parsed.get("location", self.location))
+                                   if key == "accounts" else checker(values[key]))
+                except ValueError as exc:
+                    raise ConfigError(f"{key}: {exc}") from None
         for key, value in parsed.items():
             setattr(self, key, value)
 
@@ -148,7 +182,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         type_name = getattr(f.type, "__name__", f.type)
         default = f.default if f.default is not MISSING else None
-        if type_name == "bool":
+        if f.name in STRUCTURED:
+            group.add_argument(flag, dest=f.name, default=None, metavar="JSON",
+                               help=f"{STRUCTURED[f.name][1]} (default: none)")
+        elif type_name == "bool":
             group.add_argument(flag, dest=f.name, default=None, metavar="true|false",
                                help=f"(default {str(default).lower()})")
         elif f.name in CHOICES:

@@ -20,9 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import graders
-from .catalog import BASE_MODELS
+from .catalog import BASE_MODELS, region_info
 from .state import FileRec, JobRec, SimError
-from .web import check_form, handles_errors, int_param, page, read_json, sim_of
+from .web import (acct_key, check_form, dataplane_account, full_path, handles_errors, int_param, page, prefix,
+                  read_json, sim_of)
 
 __all__ = ["routes", "render_file", "render_job"]
 
@@ -116,12 +117,14 @@ def _render_checkpoint(ckpt: dict) -> dict[str, Any]:
             "fine_tuning_job_id": ckpt["fine_tuning_job_id"]}
 
 
-def _render_base_model(info) -> dict[str, Any]:
+def _render_base_model(info, trains: Optional[bool] = None) -> dict[str, Any]:
+    """``trains``: whether the account's region fine-tunes the model (None: the default mode, no regions)."""
+    fine_tune = info.fine_tune and trains is not False
     deprecation = {"inference": info.created_at + 3 * 365 * 86400}
-    if info.fine_tune:
+    if fine_tune:
         deprecation["fine_tune"] = info.created_at + 2 * 365 * 86400
     return {"object": "model", "id": info.name, "created_at": info.created_at, "status": "succeeded",
-            "capabilities": {"fine_tune": info.fine_tune, "inference": True,
+            "capabilities": {"fine_tune": fine_tune, "inference": True,
                              "completion": info.kind == "completion", "chat_completion": info.kind == "chat",
                              "embeddings": False},
             "lifecycle_status": info.lifecycle_status, "deprecation": deprecation}
@@ -139,7 +142,7 @@ def _render_ft_model(job: JobRec) -> dict[str, Any]:
 
 
 def _created(request: Request, body: dict, path: str) -> JSONResponse:
-    location = str(request.base_url).rstrip("/") + path
+    location = str(request.base_url).rstrip("/") + prefix(request) + path
     return JSONResponse(body, status_code=201, headers={"Location": location})
 
 
@@ -152,9 +155,10 @@ async def list_files(request: Request) -> Response:
     purpose = request.query_params.get("purpose")
     limit = int_param(request, "limit", 10000, 1, 10000)
     order = request.query_params.get("order", "desc")
+    acct = acct_key(request)
     with sim.store.lock:
         now = sim.store.now()
-        files = [f for f in sim.store.files.values() if purpose is None or f.purpose == purpose]
+        files = [f for f in sim.store.files_of(acct) if purpose is None or f.purpose == purpose]
         files.sort(key=lambda f: f.created_at, reverse=order != "asc")
         chosen, has_more = page(files, lambda f: f.id, request.query_params.get("after"), limit)
         data = [render_file(f, now) for f in chosen]
@@ -164,6 +168,7 @@ async def list_files(request: Request) -> Response:
 @handles_errors
 async def upload_file(request: Request) -> Response:
     sim = sim_of(request)
+    acct = acct_key(request)
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise SimError(400, "invalidPayload", "Uploads must be multipart/form-data with 'purpose' and 'file'.")
@@ -179,9 +184,9 @@ async def upload_file(request: Request) -> Response:
         if size <= sim.config.max_file_bytes:
             data = await upload.read()
             size = len(data)
-        fault = sim.faults.take({"file_error"}, request.method, request.url.path)
+        fault = sim.faults.take({"file_error"}, request.method, full_path(request))
         rec = sim.store.add_upload(upload.filename or "", purpose, data, size,
-                                   fault.params if fault else None)
+                                   fault.params if fault else None, acct)
     return _created(request, render_file(rec, sim.store.now()), f"/openai/files/{rec.id}")
 
 
@@ -217,9 +222,10 @@ def _fetch_import(sim, file_id: str, url: str) -> None:
 @handles_errors
 async def import_file(request: Request) -> Response:
     sim = sim_of(request)
+    acct = acct_key(request)
     body = await read_json(request)
-    fault = sim.faults.take({"file_error"}, request.method, request.url.path)
-    rec = sim.store.begin_import(body, fault.params if fault else None)
+    fault = sim.faults.take({"file_error"}, request.method, full_path(request))
+    rec = sim.store.begin_import(body, fault.params if fault else None, acct)
     threading.Thread(target=_fetch_import, args=(sim, rec.id, rec.content_url), daemon=True,
                      name=f"import-{rec.id}").start()
     return _created(request, render_file(rec, sim.store.now()), f"/openai/files/{rec.id}")
@@ -229,7 +235,7 @@ async def import_file(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     sim = sim_of(request)
     with sim.store.lock:
-        rec = sim.store.get_file(request.path_params["file_id"])
+        rec = sim.store.get_file(request.path_params["file_id"], acct_key(request))
         return JSONResponse(render_file(rec, sim.store.now()))
 
 
@@ -237,7 +243,7 @@ async def get_file(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     sim = sim_of(request)
     file_id = request.path_params["file_id"]
-    sim.store.delete_file(file_id)
+    sim.store.delete_file(file_id, acct_key(request))
     return JSONResponse({"object": "file", "deleted": True, "id": file_id})
 
 
@@ -245,7 +251,7 @@ async def delete_file(request: Request) -> Response:
 async def file_content(request: Request) -> Response:
     sim = sim_of(request)
     with sim.store.lock:
-        data = sim.store.file_content(request.path_params["file_id"])
+        data = sim.store.file_content(request.path_params["file_id"], acct_key(request))
     return Response(data, media_type="application/octet-stream")
 
 
@@ -255,10 +261,11 @@ async def file_content(request: Request) -> Response:
 @handles_errors
 async def create_job(request: Request) -> Response:
     sim = sim_of(request)
+    account = dataplane_account(request)
     body = await read_json(request)
     with sim.store.lock:
-        fault = sim.faults.take({"job_failure"}, request.method, request.url.path)
-        job = sim.store.create_job(body, fault.params if fault else None)
+        fault = sim.faults.take({"job_failure"}, request.method, full_path(request))
+        job = sim.store.create_job(body, fault.params if fault else None, account)
         out = render_job(job, sim.store.now())
     return _created(request, out, f"/openai/fine_tuning/jobs/{job.id}")
 
@@ -269,7 +276,7 @@ async def list_jobs(request: Request) -> Response:
     limit = int_param(request, "limit", 20, 1, 100)
     with sim.store.lock:
         now = sim.store.now()
-        jobs = sorted(sim.store.jobs.values(), key=lambda j: (j.created_at, j.seq), reverse=True)
+        jobs = sorted(sim.store.jobs_of(acct_key(request)), key=lambda j: (j.created_at, j.seq), reverse=True)
         chosen, has_more = page(jobs, lambda j: j.id, request.query_params.get("after"), limit)
         data = [render_job(j, now) for j in chosen]
     return JSONResponse({"object": "list", "data": data, "has_more": has_more})
@@ -279,13 +286,13 @@ async def list_jobs(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     sim = sim_of(request)
     with sim.store.lock:
-        job = sim.store.get_job(request.path_params["job_id"])
+        job = sim.store.get_job(request.path_params["job_id"], acct_key(request))
         return JSONResponse(render_job(job, sim.store.now()))
 
 
 @handles_errors
 async def delete_job(request: Request) -> Response:
-    sim_of(request).store.delete_job(request.path_params["job_id"])
+    sim_of(request).store.delete_job(request.path_params["job_id"], acct_key(request))
     return Response(status_code=204)
 
 
@@ -294,7 +301,7 @@ def _job_action(action: str):
     async def handler(request: Request) -> Response:
         sim = sim_of(request)
         with sim.store.lock:
-            job = getattr(sim.store, f"{action}_job")(request.path_params["job_id"])
+            job = getattr(sim.store, f"{action}_job")(request.path_params["job_id"], acct_key(request))
             return JSONResponse(render_job(job, sim.store.now()))
 
     handler.__name__ = f"{action}_job"
@@ -306,7 +313,7 @@ async def job_events(request: Request) -> Response:
     sim = sim_of(request)
     limit = int_param(request, "limit", 20, 1, 1000)
     with sim.store.lock:
-        job = sim.store.get_job(request.path_params["job_id"])
+        job = sim.store.get_job(request.path_params["job_id"], acct_key(request))
         events = sorted(job.events, key=lambda e: (e["t"], e["n"]), reverse=True)  # newest first
         chosen, has_more = page(events, lambda e: e["id"], request.query_params.get("after"), limit)
         data = [_render_event(e) for e in chosen]
@@ -318,7 +325,7 @@ async def job_checkpoints(request: Request) -> Response:
     sim = sim_of(request)
     limit = int_param(request, "limit", 10, 1, 100)
     with sim.store.lock:
-        job = sim.store.get_job(request.path_params["job_id"])
+        job = sim.store.get_job(request.path_params["job_id"], acct_key(request))
         ckpts = sorted(job.checkpoints, key=lambda c: c["step_number"], reverse=True)  # newest first
         chosen, has_more = page(ckpts, lambda c: c["id"], request.query_params.get("after"), limit)
         data = [_render_checkpoint(c) for c in chosen]
@@ -346,9 +353,13 @@ async def validate_grader(request: Request) -> Response:
 @handles_errors
 async def list_models(request: Request) -> Response:
     sim = sim_of(request)
+    account = dataplane_account(request)
+    region = region_info(account.region, sim.config.region_availability) if account is not None else None
     with sim.store.lock:
-        data = [_render_base_model(info) for info in BASE_MODELS.values()]
-        data += [_render_ft_model(j) for j in sim.store.jobs.values() if j.status == "succeeded"]
+        data = [_render_base_model(info, bool(region.training_types(info.name)) if region else None)
+                for info in BASE_MODELS.values()]
+        data += [_render_ft_model(j) for j in sim.store.jobs_of(account.key if account else None)
+                 if j.status == "succeeded"]
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -356,14 +367,17 @@ async def list_models(request: Request) -> Response:
 async def get_model(request: Request) -> Response:
     sim = sim_of(request)
     model_id = request.path_params["model_id"]
+    account = dataplane_account(request)
     with sim.store.lock:
-        resolved = sim.store.resolve_model(model_id)
+        resolved = sim.store.resolve_model(model_id, account.key if account else None)
         if resolved is None or resolved[0] == "checkpoint":
             raise SimError(404, "notFound", f"The model '{model_id}' does not exist.")
         origin, info, job = resolved
         if origin == "fine_tuned":
             return JSONResponse(_render_ft_model(job))
-        body = _render_base_model(info)
+        trains = (bool(region_info(account.region, sim.config.region_availability).training_types(info.name))
+                  if account is not None else None)
+        body = _render_base_model(info, trains)
         body["id"] = model_id
         return JSONResponse(body)
 

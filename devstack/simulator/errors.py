@@ -11,7 +11,21 @@ from typing import Optional
 
 from starlette.responses import JSONResponse
 
-__all__ = ["error_response", "surface_of"]
+__all__ = ["error_response", "surface_of", "SimError"]
+
+
+class SimError(Exception):
+    """A refusal; the HTTP layer renders it in its surface's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, target: Optional[str] = None,
+                 headers: Optional[dict[str, str]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.target = target
+        self.headers = headers or {}
+
 
 # Transport faults and generic failures, per surface.
 GENERIC_CODES = {

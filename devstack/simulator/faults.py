@@ -21,8 +21,9 @@ __all__ = ["Fault", "FaultRegistry", "RequestLog", "TRANSPORT_KINDS", "OUTCOME_K
 
 TRANSPORT_KINDS = {"throttle": 429, "server_error": 500, "unavailable": 503, "delay": 0}
 OUTCOME_KINDS = {
-    "job_failure": ("POST", r"^/openai/fine_tuning/jobs$"),
-    "file_error": ("POST", r"^/openai/files(/import)?$"),
+    # Data-plane kinds match every account's path (/accounts/<name>/openai/...) too.
+    "job_failure": ("POST", r"^(/accounts/[^/]+)?/openai/fine_tuning/jobs$"),
+    "file_error": ("POST", r"^(/accounts/[^/]+)?/openai/files(/import)?$"),
     "deployment_failure": ("PUT", r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
                                   r"Microsoft\.CognitiveServices/accounts/[^/]+/deployments/[^/]+$"),
 }

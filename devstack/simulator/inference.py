@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .state import SimError
-from .web import handles_errors, read_json, sim_of
+from .web import dataplane_account, handles_errors, read_json, sim_of
 
 __all__ = ["routes"]
 
@@ -42,10 +42,11 @@ def _operation(kind: str):
     async def handler(request: Request) -> Response:
         sim = sim_of(request)
         name = request.path_params["deployment"]
+        account = dataplane_account(request)
         body = await read_json(request)
         with sim.store.lock:
             now = sim.store.now()
-            d = sim.store.find_serving(name)
+            d = sim.store.find_serving(name, account)
             if d is None or d.serving_since is None or d.state == "Deleting":
                 raise SimError(404, "DeploymentNotFound", NOT_FOUND)
             if now < d.serving_since + sim.config.deployment_warmup_seconds:

@@ -22,7 +22,9 @@ from starlette.routing import Route
 
 from .clock import iso, parse_iso
 from .state import SimError, account_key
+from .arm import authorize
 from .web import handles_errors, sim_of
+from . import accounts
 
 __all__ = ["routes", "parse_duration", "parse_timespan"]
 
@@ -116,6 +118,8 @@ async def list_metrics(request: Request) -> Response:
     sim = sim_of(request)
     q = request.query_params
     p = request.path_params
+    authorize(request, p["sub"], "Microsoft.Insights/metrics/read", request.url.path.split("/providers/Microsoft.Insights/")[0])
+    account = accounts.arm_account(sim.config, p["sub"], p["rg"], p["account"])
     names = [n.strip() for n in (q.get("metricnames") or METRIC).split(",") if n.strip()]
     for n in names:
         if n.lower() != METRIC.lower():
@@ -198,7 +202,7 @@ async def list_metrics(request: Request) -> Response:
         "timespan": f"{iso(start).replace('.000000Z', 'Z')}/{iso(end).replace('.000000Z', 'Z')}",
         "interval": "FULL" if interval_text.upper() == "FULL" else interval_text.upper(),
         "namespace": "Microsoft.CognitiveServices/accounts",
-        "resourceregion": sim.config.location,
+        "resourceregion": account.region,
         "value": [{
             "id": f"{resource_id}/providers/Microsoft.Insights/metrics/{METRIC}",
             "type": "Microsoft.Insights/metrics",

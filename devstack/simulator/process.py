@@ -123,6 +123,17 @@ class AdminClient:
     def reset(self) -> None:
         self._call("POST", "/reset")
 
+    # accounts and regions
+    def accounts(self) -> dict:
+        """``{"configured", "accounts": [{name, subscription, resource_group, region, resource_id, endpoint,
+        default}], "default_endpoint", "default_region"}``."""
+        return self._call("GET", "/accounts")
+
+    def region(self, name: str) -> dict:
+        """What ``name`` trains (``train``: base model -> training types) and deploys (``deploy``: base
+        model -> SKUs of fine-tuned deployments)."""
+        return self._call("GET", f"/regions/{name}")
+
     def health(self) -> bool:
         return bool(self._call("GET", "/health").get("ok"))
 
@@ -161,7 +172,13 @@ class SimulatorProcess:
             cmd += ["--state-file", str(self.state_file)]
         for key, value in self.config.items():
             flag = "--" + key.replace("_", "-")
-            cmd += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+            if isinstance(value, bool):
+                text = str(value).lower()
+            elif isinstance(value, (list, dict)):  # accounts, token_subscriptions, region_availability
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            cmd += [flag, text]
         return cmd + self.extra_args
 
     def start(self) -> "SimulatorProcess":
@@ -198,6 +215,11 @@ class SimulatorProcess:
         if self._admin is None:
             raise RuntimeError("the simulator is not started")
         return self._admin
+
+    def endpoint(self, account: Optional[str] = None) -> str:
+        """The data-plane endpoint of ``account`` (``azure_endpoint`` of ``AzureOpenAI``): ``<url>/accounts/
+        <name>``; the simulator's URL (the default account's data plane) without one."""
+        return f"{self.url}/accounts/{account}" if account else self.url
 
     @property
     def pid(self) -> Optional[int]:

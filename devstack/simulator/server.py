@@ -1,5 +1,6 @@
-"""The simulator process: one HTTPS port for the data plane (``/openai/...``),
-ARM and Azure Monitor (``/subscriptions/...``) and the admin API (``/_admin/...``).
+"""The simulator process: one HTTPS port for the data plane (``/openai/...``, and
+``/accounts/<name>/openai/...`` per account), ARM and Azure Monitor
+(``/subscriptions/...``) and the admin API (``/_admin/...``).
 
 Every non-admin request passes, in order: the request log, authentication,
 the ``api-version`` check, transport faults, and a :meth:`Store.tick` that
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import admin, arm, dataplane, inference, metrics
+from .accounts import PREFIX_RE
 from .clock import SimClock
 from .config import SimConfig
 from .errors import error_response, surface_of
@@ -150,6 +152,12 @@ class SimMiddleware:
             await self.app(scope, receive, send)
             return
         sim = self.sim
+        logged_path = path
+        m = PREFIX_RE.match(path)
+        if m:  # one account's data plane: route /openai/..., keep the account (web.prefix, web.dataplane_account)
+            path = m.group("rest")
+            scope = dict(scope, path=path, raw_path=path.encode(), **{"sim.account": m.group("name"),
+                                                                        "sim.prefix": f"/accounts/{m.group('name')}"})
         method = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")
         started = time.time()
@@ -165,7 +173,7 @@ class SimMiddleware:
         try:
             response = _precheck(path, Headers(scope=scope), query)
             if response is None:
-                fault = sim.faults.take(TRANSPORT_KINDS, method, path)
+                fault = sim.faults.take(TRANSPORT_KINDS, method, logged_path)
                 if fault is not None:
                     fault_kind = fault.kind
                     if fault.kind == "delay":
@@ -181,7 +189,7 @@ class SimMiddleware:
             else:
                 await response(scope, receive, send_wrapper)
         finally:
-            sim.requests.add(method=method, path=path, query=query, status=status["code"] or 500,
+            sim.requests.add(method=method, path=logged_path, query=query, status=status["code"] or 500,
                              time=sim_time, real_time=started, duration_ms=round((time.time() - started) * 1000, 1),
                              fault=fault_kind)
             sim.persist()

@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from . import graders, training
-from .catalog import DEPLOYMENT_SKUS, TRAINING_TYPES, BaseModelInfo, lookup_base
+from . import accounts, graders, training
+from .accounts import Account
+from .catalog import DEPLOYMENT_SKUS, TRAINING_TYPES, BaseModelInfo, lookup_base, normalise_region, region_info
 from .clock import SimClock
 from .config import SimConfig
+from .errors import SimError
 from .validation import check_fine_tune_file
 
 __all__ = ["SimError", "Store", "FileRec", "JobRec", "DeploymentRec", "OperationRec"]
@@ -45,19 +47,6 @@ PROVISIONING_STATES = ("Creating", "Updating", "Accepted")
 # read-only: a PUT's value is ignored.
 COMPUTED_DEPLOYMENT_PROPERTIES = ("currentCapacity",)
 FT_MODEL_RE = re.compile(r"^(?P<base>.+?)\.ft-(?P<hex>[0-9a-f]{32})(?:-(?P<suffix>[A-Za-z0-9_-]+))?$")
-
-
-class SimError(Exception):
-    """A refusal; the HTTP layer renders it in its surface's error shape."""
-
-    def __init__(self, status: int, code: str, message: str, target: Optional[str] = None,
-                 headers: Optional[dict[str, str]] = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.target = target
-        self.headers = headers or {}
 
 
 def _hex() -> str:
@@ -83,6 +72,7 @@ class FileRec:
     tokens: int = 0
     content_url: Optional[str] = None
     final_not_user: Optional[list] = None  # [line, role] of the first example not ending with a user message
+    account: str = ""  # the key of the account whose data plane holds it ("": the default account)
 
     def status(self, now: float) -> str:
         if self.ready_at is None or now < self.ready_at:
@@ -130,6 +120,7 @@ class JobRec:
     pause_done_at: Optional[float] = None  # while 'pausing'
     pause_reason: Optional[str] = None  # 'user' | 'spending_limit', while pausing/paused
     cost_limit_lifted: bool = False  # resumed after the spending pause: no further cost limit
+    account: str = ""  # the key of the account whose data plane holds it ("": the default account)
 
     @property
     def method_type(self) -> str:
@@ -294,6 +285,37 @@ class Store:
         self.seq += 1
         return self.seq
 
+    # ------------------------------------------------------------------ accounts
+    #
+    # ``acct`` is the key of the account whose data plane a call is for, or None in the default mode (one
+    # data plane for every account name). Records made in the default mode (account "") belong to the
+    # default (first) account once accounts are configured.
+
+    def _group(self, rec_account: str, default: Optional[str] = None) -> str:
+        if not accounts.configured(self.config):
+            return ""
+        if default is None:
+            default = self._default_key()
+        return rec_account or default
+
+    def _default_key(self) -> str:
+        account = accounts.default_account(self.config)
+        return account.key if account else ""
+
+    def _owned_by(self, acct: Optional[str]):
+        if acct is None:
+            return lambda rec: True
+        default = self._default_key()
+        return lambda rec: (rec.account or default) == acct
+
+    def files_of(self, acct: Optional[str]) -> list[FileRec]:
+        owned = self._owned_by(acct)
+        return [f for f in self.files.values() if owned(f)]
+
+    def jobs_of(self, acct: Optional[str]) -> list[JobRec]:
+        owned = self._owned_by(acct)
+        return [j for j in self.jobs.values() if owned(j)]
+
     # ------------------------------------------------------------------ persistence
 
     def save(self) -> None:
@@ -363,8 +385,8 @@ class Store:
 
     # ------------------------------------------------------------------ files
 
-    def _file_quota(self, extra_bytes: int) -> None:
-        active = [f for f in self.files.values() if f.purpose in ACTIVE_FILE_PURPOSES]
+    def _file_quota(self, extra_bytes: int, acct: Optional[str] = None) -> None:
+        active = [f for f in self.files_of(acct) if f.purpose in ACTIVE_FILE_PURPOSES]
         if len(active) >= self.config.max_files:
             raise SimError(400, "quotaExceeded",
                            f"The resource already has {len(active)} files; the maximum is {self.config.max_files}.")
@@ -403,16 +425,16 @@ class Store:
         rec.ready_at = self.now() + self.config.file_processing_seconds
 
     def add_upload(self, filename: str, purpose: Any, data: Optional[bytes], size: int,
-                   fault: Optional[dict] = None) -> FileRec:
+                   fault: Optional[dict] = None, acct: Optional[str] = None) -> FileRec:
         """``data`` is None when the upload was too large to keep."""
         with self.lock:
             purpose = self._check_purpose(purpose)
             if not filename:
                 raise SimError(400, "invalidPayload", "The file needs a filename.", target="file")
             if purpose in ACTIVE_FILE_PURPOSES:
-                self._file_quota(size)
+                self._file_quota(size, acct)
             rec = FileRec(id=f"file-{_hex()}", filename=filename, purpose=purpose, created_at=self.now(),
-                          source="upload")
+                          source="upload", account=acct or "")
             if data is not None:
                 self.blobs.put(rec.id, data)
             self._process(rec, data, size, fault)
@@ -420,7 +442,7 @@ class Store:
             self.dirty = True
             return rec
 
-    def begin_import(self, body: Any, fault: Optional[dict] = None) -> FileRec:
+    def begin_import(self, body: Any, fault: Optional[dict] = None, acct: Optional[str] = None) -> FileRec:
         with self.lock:
             if not isinstance(body, dict):
                 raise SimError(400, "invalidPayload", "The body must be a JSON object.")
@@ -432,9 +454,9 @@ class Store:
             if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
                 raise SimError(400, "invalidPayload", "'content_url' must be an http(s) URL.", target="content_url")
             if purpose in ACTIVE_FILE_PURPOSES:
-                self._file_quota(0)
+                self._file_quota(0, acct)
             rec = FileRec(id=f"file-{_hex()}", filename=filename, purpose=purpose, created_at=self.now(),
-                          source="import", content_url=url)
+                          source="import", content_url=url, account=acct or "")
             rec.fail_fault = fault  # type: ignore[attr-defined]  # consumed by finish_import, not persisted
             self.files[rec.id] = rec
             self.dirty = True
@@ -456,23 +478,23 @@ class Store:
                 self._process(rec, data, size, fault)
             self.dirty = True
 
-    def get_file(self, file_id: str) -> FileRec:
+    def get_file(self, file_id: str, acct: Optional[str] = None) -> FileRec:
         rec = self.files.get(file_id)
-        if rec is None:
+        if rec is None or not self._owned_by(acct)(rec):
             raise SimError(404, "notFound", f"File with id '{file_id}' not found.")
         return rec
 
-    def delete_file(self, file_id: str) -> None:
+    def delete_file(self, file_id: str, acct: Optional[str] = None) -> None:
         with self.lock:
-            f = self.get_file(file_id)
+            f = self.get_file(file_id, acct)
             self.removed_files.append({"id": f.id, "filename": f.filename, "purpose": f.purpose, "bytes": f.bytes,
-                                       "created_at": f.created_at, "at": self.now()})
+                                       "created_at": f.created_at, "at": self.now(), "account": f.account})
             del self.files[file_id]
             self.blobs.delete(file_id)
             self.dirty = True
 
-    def file_content(self, file_id: str) -> bytes:
-        self.get_file(file_id)
+    def file_content(self, file_id: str, acct: Optional[str] = None) -> bytes:
+        self.get_file(file_id, acct)
         data = self.blobs.get(file_id)
         if data is None:
             raise SimError(404, "notFound", f"The content of file '{file_id}' is not available.")
@@ -480,24 +502,25 @@ class Store:
 
     # ------------------------------------------------------------------ models
 
-    def resolve_model(self, name: str) -> Optional[tuple[str, BaseModelInfo, Optional[JobRec]]]:
+    def resolve_model(self, name: str, acct: Optional[str] = None) -> Optional[tuple[str, BaseModelInfo, Optional[JobRec]]]:
         """('base', info, None) | ('fine_tuned', root info, job) | ('checkpoint', root info, job) | None.
         A checkpoint (by its id ``ftchkpt-...`` or its ``fine_tuned_model_checkpoint`` name) counts
-        only while it is deployable (:meth:`checkpoint_refusal`)."""
+        only while it is deployable (:meth:`checkpoint_refusal`). Fine-tuned models and checkpoints are
+        those of the account ``acct`` (None: the one data plane of the default mode)."""
         base = lookup_base(name)
         if base is not None:
             return ("base", base, None)
-        for job in self.jobs.values():
+        for job in self.jobs_of(acct):
             if job.status == "succeeded" and job.fine_tuned_model == name:
                 return ("fine_tuned", lookup_base(job.base_model), job)  # type: ignore[return-value]
-        found = self.find_checkpoint(name)
+        found = self.find_checkpoint(name, acct)
         if found is not None and self.checkpoint_refusal(*found) is None:
             return ("checkpoint", lookup_base(found[0].base_model), found[0])  # type: ignore[return-value]
         return None
 
-    def find_checkpoint(self, name: str) -> Optional[tuple[JobRec, dict]]:
+    def find_checkpoint(self, name: str, acct: Optional[str] = None) -> Optional[tuple[JobRec, dict]]:
         """The job and checkpoint whose id or checkpoint model name is ``name`` (any job state)."""
-        for job in self.jobs.values():
+        for job in self.jobs_of(acct):
             for ckpt in job.checkpoints:
                 if name in (ckpt["id"], ckpt["fine_tuned_model_checkpoint"]):
                     return job, ckpt
@@ -526,11 +549,11 @@ class Store:
 
     # ------------------------------------------------------------------ jobs
 
-    def _job_file(self, file_id: Any, param: str, now: float) -> FileRec:
+    def _job_file(self, file_id: Any, param: str, now: float, acct: Optional[str] = None) -> FileRec:
         if not isinstance(file_id, str) or not file_id:
             raise SimError(400, "invalidPayload", f"'{param}' is required.", target=param)
         rec = self.files.get(file_id)
-        if rec is None:
+        if rec is None or not self._owned_by(acct)(rec):
             raise SimError(400, "invalidPayload", f"The {param.replace('_', ' ')} '{file_id}' does not exist.",
                            target=param)
         if rec.purpose != "fine-tune":
@@ -557,7 +580,10 @@ class Store:
             raise SimError(400, "invalidPayload", f"'{target}.{key}' must be 'auto' or {kind} {bounds}, got "
                                                   f"{value!r}.", target=f"{target}.{key}")
 
-    def create_job(self, body: Any, fault: Optional[dict] = None) -> JobRec:
+    def create_job(self, body: Any, fault: Optional[dict] = None, account: Optional[Account] = None) -> JobRec:
+        """``account``: the account whose data plane the job is for (None: the default mode's one data
+        plane, where no region rules apply)."""
+        acct = account.key if account is not None else None
         with self.lock:
             now = self.now()
             self._advance_jobs(now)
@@ -566,8 +592,8 @@ class Store:
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise SimError(400, "invalidPayload", "'model' is required.", target="model")
-            resolved = self.resolve_model(model)
-            found = self.find_checkpoint(model) if resolved is None else None
+            resolved = self.resolve_model(model, acct)
+            found = self.find_checkpoint(model, acct) if resolved is None else None
             if found is not None:  # a checkpoint that cannot be used (yet, or any more)
                 raise SimError(400, "invalidPayload", f"The checkpoint '{model}' cannot be fine-tuned further: "
                                                       f"{self.checkpoint_refusal(*found)}.", target="model")
@@ -586,10 +612,12 @@ class Store:
             elif base.needs_training_type and self.config.enforce_training_type:
                 raise SimError(400, "invalidPayload", "The specified base model does not support fine-tuning.",
                                target="model")
-            training = self._job_file(body.get("training_file"), "training_file", now)
+            if account is not None:
+                self._check_training_region(account, base, training_type or "Standard", raw_tt is not None)
+            training = self._job_file(body.get("training_file"), "training_file", now, acct)
             validation = None
             if body.get("validation_file") is not None:
-                validation = self._job_file(body.get("validation_file"), "validation_file", now)
+                validation = self._job_file(body.get("validation_file"), "validation_file", now, acct)
             suffix = body.get("suffix")
             if suffix is not None and (not isinstance(suffix, str) or not SUFFIX_RE.match(suffix)):
                 raise SimError(400, "invalidPayload",
@@ -628,7 +656,7 @@ class Store:
                 if values is not hp:
                     hp.update({k: v for k, v in values.items() if k in ("n_epochs", "batch_size",
                                                                         "learning_rate_multiplier")})
-            queued = sum(1 for j in self.jobs.values() if j.status in ("created", "pending"))
+            queued = sum(1 for j in self.jobs_of(acct) if j.status in ("created", "pending"))
             if queued >= self.config.max_queued_jobs:
                 raise SimError(400, "quotaExceeded",
                                f"The resource already has {queued} queued jobs; the maximum is "
@@ -643,6 +671,7 @@ class Store:
                 suffix=suffix, integrations=body.get("integrations"), training_type=training_type,
                 status="pending", ready_at=now + self.config.job_pending_seconds,
                 examples=training.examples, tokens=training.tokens, with_validation=validation is not None,
+                account=acct or "",
             )
             if fault is not None:
                 job.fail_with = {"code": fault.get("code") or "internal_error",
@@ -653,6 +682,22 @@ class Store:
             self.dirty = True
             self._advance_jobs(now)
             return job
+
+    def _check_training_region(self, account: Account, base: BaseModelInfo, training_type: str,
+                               explicit: bool) -> None:
+        """Whether the account's region trains ``base`` with ``training_type`` (catalog.py's table); the
+        refusal is the service's "does not support fine-tuning" (the region detail is the simulator's)."""
+        offered = region_info(account.region, self.config.region_availability).training_types(base.name)
+        if training_type in offered:
+            return
+        if offered:
+            raise SimError(400, "invalidPayload",
+                           f"The specified base model does not support fine-tuning with training type "
+                           f"'{training_type}' in this region ({account.region}); {base.name} trains here with "
+                           f"trainingType {', '.join(offered)}.", target="trainingType" if explicit else "model")
+        raise SimError(400, "invalidPayload",
+                       f"The specified base model does not support fine-tuning in this region ({account.region}).",
+                       target="model")
 
     @staticmethod
     def _check_rft(method: dict, training: FileRec, validation: Optional[FileRec]) -> None:
@@ -680,9 +725,9 @@ class Store:
         except graders.GraderProblem as exc:
             raise SimError(400, "invalidPayload", f"The grader is invalid: {exc.message}", target=exc.field) from None
 
-    def get_job(self, job_id: str) -> JobRec:
+    def get_job(self, job_id: str, acct: Optional[str] = None) -> JobRec:
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or not self._owned_by(acct)(job):
             raise SimError(404, "notFound", f"Fine-tuning job '{job_id}' not found.")
         return job
 
@@ -814,7 +859,7 @@ class Store:
         job.fine_tuned_model = self._model_name(job)
         job.trained_tokens = job.tokens * job.hyperparameters["n_epochs"]
         result = FileRec(id=f"file-{_hex()}", filename="results.csv", purpose="fine-tune-results", created_at=t,
-                         source="result", ready_at=t, outcome="processed")
+                         source="result", ready_at=t, outcome="processed", account=job.account)
         if job.method_type == "reinforcement":
             rows = [graders.reward_metrics(job.id, job.seed, job.grader, step, job.total_steps,
                                            self._eval_step(job, step)) for step in range(1, job.total_steps + 1)]
@@ -871,11 +916,23 @@ class Store:
 
     def _advance_jobs(self, now: float) -> None:
         cursor = max(self.jobs_cursor, 0.0)
+        default = self._default_key()
         while True:
             active = [j for j in self.jobs.values() if j.status in ("running", "pausing")]
             waiting = sorted((j for j in self.jobs.values() if j.status in ("pending", "resuming")),
                              key=lambda j: (j.ready_at, j.seq))
             due: list[tuple[float, int, int, str, JobRec]] = []
+            # max_running_jobs is per account: the first waiting job of each account with a free slot.
+            running_in: dict[str, int] = {}
+            for job in active:
+                group = self._group(job.account, default)
+                running_in[group] = running_in.get(group, 0) + 1
+            starters: dict[str, JobRec] = {}
+            for job in waiting:
+                starters.setdefault(self._group(job.account, default), job)
+            for group, starter in starters.items():
+                if running_in.get(group, 0) < self.config.max_running_jobs:
+                    due.append((max(starter.ready_at, min(cursor, now)), 1, starter.seq, "start", starter))
             for job in active:
                 if job.status == "pausing":
                     due.append((job.pause_done_at or now, 0, job.seq, "paused", job))
@@ -885,9 +942,6 @@ class Store:
                     due.append((t_cap, 0, job.seq, "cap", job))
                 else:
                     due.append((t_end, 0, job.seq, "finish", job))
-            if waiting and len(active) < self.config.max_running_jobs:
-                starter = waiting[0]
-                due.append((max(starter.ready_at, min(cursor, now)), 1, starter.seq, "start", starter))
             if not due:
                 break
             t, _, _, action, job = min(due, key=lambda d: d[:3])
@@ -913,11 +967,11 @@ class Store:
         if now > self.jobs_cursor:
             self.jobs_cursor = now
 
-    def cancel_job(self, job_id: str) -> JobRec:
+    def cancel_job(self, job_id: str, acct: Optional[str] = None) -> JobRec:
         with self.lock:
             now = self.now()
             self._advance_jobs(now)
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, acct)
             if job.status in TERMINAL_JOB_STATES:
                 raise SimError(400, "unexpectedEntityState",
                                f"The job '{job_id}' is {job.status} and can no longer be cancelled.")
@@ -932,13 +986,13 @@ class Store:
             self._advance_jobs(now)
             return job
 
-    def pause_job(self, job_id: str) -> JobRec:
+    def pause_job(self, job_id: str, acct: Optional[str] = None) -> JobRec:
         """Stops training and makes a checkpoint at the step reached: at once ('paused'), or
         after ``job_pausing_seconds`` of 'pausing'."""
         with self.lock:
             now = self.now()
             self._advance_jobs(now)
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, acct)
             if job.status != "running":
                 raise SimError(400, "unexpectedEntityState",
                                f"Only a running job can be paused; the job '{job_id}' is {job.status}.")
@@ -959,11 +1013,11 @@ class Store:
             self._advance_jobs(now)
             return job
 
-    def resume_job(self, job_id: str) -> JobRec:
+    def resume_job(self, job_id: str, acct: Optional[str] = None) -> JobRec:
         with self.lock:
             now = self.now()
             self._advance_jobs(now)
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, acct)
             if job.status != "paused":
                 raise SimError(400, "unexpectedEntityState",
                                f"Only a paused job can be resumed; the job '{job_id}' is {job.status}.")
@@ -976,9 +1030,9 @@ class Store:
             self.dirty = True
             return job
 
-    def delete_job(self, job_id: str) -> None:
+    def delete_job(self, job_id: str, acct: Optional[str] = None) -> None:
         with self.lock:
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, acct)
             if job.status not in TERMINAL_JOB_STATES:
                 raise SimError(400, "unexpectedEntityState",
                                f"The job '{job_id}' is {job.status}; cancel it before deleting it.")
@@ -1031,8 +1085,17 @@ class Store:
         return sorted((d for k, d in self.deployments.items() if k[:3] == prefix), key=lambda d: d.created_at)
 
     def put_deployment(self, sub: str, rg: str, account: str, name: str, body: Any,
-                       fault: Optional[dict] = None) -> tuple[DeploymentRec, OperationRec, bool]:
-        """Create or update; returns (deployment, operation, created)."""
+                       fault: Optional[dict] = None, *, target: Optional[Account] = None,
+                       source: Optional[Account] = None) -> tuple[DeploymentRec, OperationRec, bool]:
+        """Create or update; returns (deployment, operation, created). ``target`` is the account at the
+        path (its region), ``source`` the account ``properties.model.source`` names (the route checked that
+        it exists and that the caller reaches it): a fine-tuned model is looked up in the source account,
+        else in the target one. With accounts configured, the target region must offer the SKU for
+        fine-tuned deployments of the model's base model."""
+        target = target or Account(account, sub, rg, normalise_region(self.config.location))
+        scoped = accounts.configured(self.config)
+        model_home = source or target
+        acct = model_home.key if scoped else None
         with self.lock:
             now = self.now()
             self._advance_deployments(now)
@@ -1060,8 +1123,8 @@ class Store:
             if model.get("format", "OpenAI") != "OpenAI":
                 raise SimError(400, "InvalidResourceProperties",
                                f"The model format '{model.get('format')}' is not supported; use 'OpenAI'.")
-            resolved = self.resolve_model(str(model["name"]))
-            found = self.find_checkpoint(str(model["name"])) if resolved is None else None
+            resolved = self.resolve_model(str(model["name"]), acct)
+            found = self.find_checkpoint(str(model["name"]), acct) if resolved is None else None
             if found is not None:
                 job, ckpt = found
                 raise SimError(400, "DeploymentModelNotSupported",
@@ -1071,9 +1134,19 @@ class Store:
             if resolved is None:
                 raise SimError(400, "DeploymentModelNotSupported",
                                f"The model '{model['name']}' (format OpenAI, version {model.get('version', '1')}) "
-                               "does not exist or is not supported in this account.")
+                               + (f"does not exist in the source account '{source.resource_id}'." if source is not None
+                                  else "does not exist or is not supported in this account."
+                                  + self._elsewhere_hint(str(model["name"]), acct)))
             origin, base, _ = resolved
             fine_tuned = origin != "base"
+            if fine_tuned and scoped:
+                skus = region_info(target.region, cfg.region_availability).deployment_skus(base.name)
+                if sku_name not in skus:
+                    raise SimError(400, "InvalidResourceProperties",
+                                   f"The specified SKU '{sku['name']}' for model '{model['name']} "
+                                   f"{model.get('version') or '1'}' is not supported in this region '{target.region}'"
+                                   + (f" (fine-tuned {base.name} deploys here as {', '.join(skus)})." if skus else
+                                      f" (no fine-tuned deployments of {base.name} in this region)."))
             key = deployment_key(sub, rg, account, name)
             existing = self.deployments.get(key)
             if existing is not None and existing.state == "Deleting":
@@ -1099,7 +1172,7 @@ class Store:
                         raise SimError(409, "Conflict",
                                        f"The fine-tuned model '{model['name']}' is already deployed as "
                                        f"'{same[0].name}'; only one deployment per fine-tuned model is allowed.")
-            op = OperationRec(id=str(uuid.uuid4()), subscription=sub, location=cfg.location,
+            op = OperationRec(id=str(uuid.uuid4()), subscription=sub, location=target.region,
                               kind="update" if existing else "create", deployment=list(key), started_at=now,
                               done_at=now + cfg.deployment_create_seconds)
             if fault is not None:
@@ -1141,6 +1214,22 @@ class Store:
             self.dirty = True
             return d, op, created
 
+    def _elsewhere_hint(self, name: str, acct: Optional[str]) -> str:
+        """With accounts configured: where a fine-tuned model (or checkpoint) not in ``acct`` was trained."""
+        if acct is None:
+            return ""
+        for job in self.jobs.values():
+            home = self._group(job.account)
+            if home == acct:
+                continue
+            if job.fine_tuned_model == name or any(name in (c["id"], c["fine_tuned_model_checkpoint"])
+                                                   for c in job.checkpoints):
+                trainer = accounts.find_account(self.config, home)
+                where = trainer.resource_id if trainer else home
+                return (f" It was trained in the account '{where}': deploy it with properties.model.source set "
+                        "to that account's resource id.")
+        return ""
+
     def patch_deployment(self, sub: str, rg: str, account: str, name: str, body: Any) -> DeploymentRec:
         with self.lock:
             self._advance_deployments(self.now())
@@ -1162,8 +1251,9 @@ class Store:
             self.dirty = True
             return d
 
-    def delete_deployment(self, sub: str, rg: str, account: str, name: str) -> Optional[OperationRec]:
-        """None when there was nothing to delete."""
+    def delete_deployment(self, sub: str, rg: str, account: str, name: str,
+                          location: Optional[str] = None) -> Optional[OperationRec]:
+        """None when there was nothing to delete. ``location``: the account's region (operation URLs)."""
         with self.lock:
             now = self.now()
             self._advance_deployments(now)
@@ -1172,7 +1262,8 @@ class Store:
                 return None
             if d.state == "Deleting":
                 return self.operations.get(d.operation_id)
-            op = OperationRec(id=str(uuid.uuid4()), subscription=sub, location=self.config.location, kind="delete",
+            op = OperationRec(id=str(uuid.uuid4()), subscription=sub, location=location or self.config.location,
+                              kind="delete",
                               deployment=list(d.key), started_at=now,
                               done_at=now + self.config.deployment_delete_seconds)
             d.state = "Deleting"
@@ -1191,9 +1282,14 @@ class Store:
 
     # ------------------------------------------------------------------ inference
 
-    def find_serving(self, name: str) -> Optional[DeploymentRec]:
-        matches = [d for d in self.deployments.values() if d.name == name] or \
-                  [d for d in self.deployments.values() if d.name.lower() == name.lower()]
+    def find_serving(self, name: str, account: Optional[Account] = None) -> Optional[DeploymentRec]:
+        """The deployment inference calls by ``name``: of ``account`` (configured mode), or of any account
+        (default mode: one data plane; keep names unique)."""
+        pool = list(self.deployments.values())
+        if account is not None:
+            prefix = (account.subscription.lower(), account.resource_group.lower(), account.key)
+            pool = [d for d in pool if d.key[:3] == prefix]
+        matches = [d for d in pool if d.name == name] or [d for d in pool if d.name.lower() == name.lower()]
         return min(matches, key=lambda d: d.created_at) if matches else None
 
     def record_inference(self, d: DeploymentRec, operation: str, status: int) -> None:
@@ -1214,7 +1310,9 @@ class Store:
             return {
                 "now": now,
                 "files": [{**asdict(f), "status": f.status(now)} for f in self.files.values()],
-                "jobs": [{"id": j.id, "status": j.status, "model": j.model, "fine_tuned_model": j.fine_tuned_model,
+                "accounts": [a.to_dict() for a in accounts.accounts_of(self.config)],
+                "jobs": [{"id": j.id, "account": j.account, "status": j.status, "model": j.model,
+                          "fine_tuned_model": j.fine_tuned_model,
                           "created_at": j.created_at, "finished_at": j.finished_at, "error": j.error,
                           "method": j.method_type, "pause_reason": j.pause_reason,
                           "checkpoints": [c["id"] for c in j.checkpoints],

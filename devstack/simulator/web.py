@@ -8,18 +8,59 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import accounts
 from .errors import error_response, surface_of
 from .request_schemas import BodyRefused
 from .state import SimError
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .server import Simulator
 
-__all__ = ["sim_of", "read_json", "check_form", "refusal", "handles_errors", "int_param", "page"]
+__all__ = ["sim_of", "read_json", "check_form", "refusal", "handles_errors", "int_param", "page", "prefix",
+           "full_path", "dataplane_account", "acct_key", "bearer_tokens"]
 
 
 def sim_of(request: Request) -> "Simulator":
     return request.app.state.sim
+
+
+# An account's data plane is served at /accounts/<name>/openai/...: the middleware strips the prefix
+# (routes, schemas and error shapes see /openai/...) and keeps it in the scope.
+
+
+def prefix(request: Request) -> str:
+    """``/accounts/<name>`` for a request to one account's data plane, else ``""``."""
+    return request.scope.get("sim.prefix", "")
+
+
+def full_path(request: Request) -> str:
+    """The path as the client sent it (with the account prefix): what faults match."""
+    return prefix(request) + request.url.path
+
+
+def dataplane_account(request: Request) -> "Optional[Account]":
+    """The account a data-plane request is for (None in the default mode: one shared data plane);
+    404 for an account the simulator does not serve."""
+    return accounts.dataplane_account(sim_of(request).config, request.scope.get("sim.account"))
+
+
+def acct_key(request: Request) -> Optional[str]:
+    account = dataplane_account(request)
+    return account.key if account is not None else None
+
+
+def bearer_tokens(request: Request) -> tuple[Optional[str], list[str]]:
+    """The ``Authorization`` bearer token and the ``x-ms-authorization-auxiliary`` ones (ARM's header for
+    tokens of other tenants: ``Bearer a, Bearer b``)."""
+    value = request.headers.get("authorization", "")
+    primary = value[7:].strip() if value[:7].lower() == "bearer " and value[7:].strip() else None
+    auxiliary = []
+    for part in request.headers.get("x-ms-authorization-auxiliary", "").split(","):
+        part = part.strip()
+        if part[:7].lower() == "bearer " and part[7:].strip():
+            auxiliary.append(part[7:].strip())
+    return primary, auxiliary
 
 
 async def read_json(request: Request) -> Any:
