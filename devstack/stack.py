@@ -126,11 +126,17 @@ class LocalStack:
         self.stop()
 
 
-def run_forever(http_port: int = 7071) -> int:
+def run_forever(http_port: int = 7071, state_dir: Path = STATE_DIR) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalStack(http_port=http_port, keep_data=True, well_known_ports=True) as stack:
+    with LocalStack(http_port=http_port, keep_data=True, well_known_ports=True, state_dir=state_dir) as stack:
+        # Where this stack is, for `python -m devstack drop` (local emulators' keys only).
+        stack_file = state_dir / "stack.json"
+        stack_file.write_text(json.dumps({k: stack.env[k] for k in ("AzureWebJobsStorage", "DATASETS_CONTAINER")
+                                          if k in stack.env}))
         print(f"Local stack is up. HTTP API: {stack.runner.base_url}", flush=True)
+        print(f"Dashboard: {stack.runner.base_url}/dashboard", flush=True)
+        print("Drop a dataset: .venv/bin/python -m devstack drop FILE --model MODEL [--method M]", flush=True)
         print(f"Drop datasets into container '{stack.env.get('DATASETS_CONTAINER', 'datasets')}' at "
               f"{stack.azurite.endpoints.blob_url}. Ctrl-C stops everything.", flush=True)
         try:
@@ -139,4 +145,5 @@ def run_forever(http_port: int = 7071) -> int:
         except KeyboardInterrupt:
             pass
         print("Stopping the local stack...", flush=True)
+        stack_file.unlink(missing_ok=True)
     return 0

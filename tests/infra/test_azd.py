@@ -39,6 +39,21 @@ def test_azure_yaml_runs_the_postdeploy_hook(azure_yaml):
     assert hook.get("continueOnError") is False  # a blob trigger with no events is a broken deployment
 
 
+def test_the_package_carries_the_dashboards_chart_library_and_no_other_npm_package(azure_yaml):
+    """The dashboard serves Chart.js from node_modules: azd installs it before packaging, and
+    .funcignore lets exactly that package into the deployment (Azurite stays out)."""
+    hook = azure_yaml["hooks"]["prepackage"]["posix"]
+    assert hook["run"].split()[:2] == ["npm", "ci"] and hook.get("continueOnError") is False
+    ignore = [line.strip() for line in (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert "node_modules/*" in ignore and "!node_modules/chart.js/" in ignore
+    assert "node_modules" not in ignore  # a bare entry would exclude the folder, exceptions and all
+    import json
+
+    deps = json.loads((REPO / "package.json").read_text(encoding="utf-8"))
+    assert set(deps["dependencies"]) == {"chart.js"}
+
+
 def test_every_azd_value_the_hook_reads_is_an_output(main_tree):
     src = HOOK.read_text(encoding="utf-8")
     required = re.search(r"^for name in (.*?); do$", src, re.M | re.S).group(1).replace("\\\n", " ").split()
