@@ -83,6 +83,21 @@ param defaultDeploymentSku string = 'Standard'
 ])
 param defaultKeepAlive string = 'redeploy'
 
+@description('Also create an Event Grid custom topic that receives every notification as a CloudEvent; the app publishes to it with its identity (NOTIFY_EVENTGRID_ENDPOINT). "true" or "false" (azd passes environment values as text: azd env set NOTIFY_EVENTGRID_TOPIC true).')
+@allowed([
+  'true'
+  'false'
+])
+param notifications string = 'false'
+var notificationsOn = notifications == 'true'
+
+@secure()
+@description('Webhooks that receive notifications (NOTIFY_WEBHOOKS): a JSON list of {url, format, name, events} or space-separated format=url entries; format generic, cloudevents, teams or slack. Their URLs carry secrets. Empty: none.')
+param notifyWebhooks string = ''
+
+@description('NCRONTAB schedule of the notifier timer (NOTIFY_SCHEDULE): second minute hour day month weekday.')
+param notifySchedule string = '0 * * * * *'
+
 // ---------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------
@@ -230,6 +245,19 @@ module openAiAccess 'modules/openai-access.bicep' = {
   }
 }
 
+// The notifications topic (optional): every notification as a CloudEvent, published
+// by the app with its identity (EventGrid Data Sender on the topic).
+module notificationsTopic 'modules/notifications.bicep' = if (notificationsOn) {
+  name: 'notifications-topic'
+  scope: rg
+  params: {
+    name: 'evgt-notify-${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
 // Every setting of shared/settings.py except the local-only ones
 // (AZURE_OPENAI_API_KEY, LOCAL_ARM_TOKEN, LOCAL_CA_BUNDLE), which must never be set in Azure.
 var serviceSettings = {
@@ -261,6 +289,10 @@ var serviceSettings = {
   DEFAULT_DEPLOYMENT_SKU: defaultDeploymentSku
   DEFAULT_DEPLOYMENT_CAPACITY: '1'
   DEFAULT_KEEP_ALIVE: defaultKeepAlive
+  NOTIFY_WEBHOOKS: notifyWebhooks
+  NOTIFY_EVENTGRID_ENDPOINT: notificationsOn ? notificationsTopic!.outputs.endpoint : ''
+  NOTIFY_SCHEDULE: notifySchedule
+  NOTIFY_GIVE_UP_DAYS: '7'
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -330,3 +362,5 @@ output AZURE_OPENAI_ACCOUNT string = openAiName
 output AZURE_OPENAI_RESOURCE_GROUP string = openAiResourceGroup
 output AZURE_OPENAI_SUBSCRIPTION_ID string = openAiSubscription
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output NOTIFY_EVENTGRID_TOPIC_NAME string = notificationsOn ? notificationsTopic!.outputs.name : ''
+output NOTIFY_EVENTGRID_TOPIC_ID string = notificationsOn ? notificationsTopic!.outputs.id : ''

@@ -7,13 +7,16 @@ fails at start-up with a message that names it.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Callable, Mapping
+from urllib.parse import urlsplit
 
-__all__ = ["Settings", "SettingsError", "StorageConfig", "get_settings", "SETTINGS_SPEC"]
+__all__ = ["Settings", "SettingsError", "StorageConfig", "WebhookConfig", "WEBHOOK_FORMATS", "get_settings",
+           "SETTINGS_SPEC"]
 
 
 class SettingsError(ValueError):
@@ -34,6 +37,135 @@ class StorageConfig:
     @property
     def uses_identity(self) -> bool:
         return self.connection_string is None
+
+
+WEBHOOK_FORMATS = ("generic", "cloudevents", "teams", "slack")
+EVENTGRID_SINK = "eventgrid"            # the name of the Event Grid sink (reserved for it)
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_SINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook sink of ``NOTIFY_WEBHOOKS``. Its URL may carry a secret (Teams and
+    Slack URLs do, in the path or the query), so it is never part of a repr, a log line
+    or a row: the sink is named by ``name``, or by :attr:`where` (scheme://host)."""
+
+    name: str
+    format: str
+    url: str = field(repr=False)
+    events: tuple[str, ...] = ()      # event kinds ("job.failed") or prefixes ("job.*"); empty: every event
+
+    @property
+    def where(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+    def wants(self, kind: str) -> bool:
+        """Whether this sink takes events of ``kind`` (``job.succeeded``, without the type prefix)."""
+        if not self.events:
+            return True
+        return any(kind == e or e == "*" or (e.endswith(".*") and kind.startswith(e[:-1])) for e in self.events)
+
+
+def _webhook_url(raw: object, where: str) -> tuple[str, str]:
+    """The URL and its default sink-name part; errors name the scheme and host only (the
+    rest of a webhook URL may be its secret)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"{where}: \"url\" must be a non-empty string")
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{where}: not a valid URL") from None
+    host = (parts.hostname or "").lower()
+    shown = f"{parts.scheme}://{host}" if host else f"a {parts.scheme or 'scheme-less'} URL"
+    if not host or any(c.isspace() for c in url):
+        raise ValueError(f"{where}: not a valid URL ({shown})")
+    if "@" in parts.netloc:
+        raise ValueError(f"{where}: credentials in the URL's authority are not supported ({shown})")
+    if parts.scheme not in ("https", "http"):
+        raise ValueError(f"{where}: must be an https:// URL, got {shown}")
+    if parts.scheme == "http" and host not in _LOOPBACK:
+        raise ValueError(f"{where}: must be https:// (http:// only to a loopback address), got {shown}")
+    default_port = {"https": 443, "http": 80}[parts.scheme]
+    return url, host + (f"-{port}" if port and port != default_port else "")
+
+
+def _webhook_events(raw: object, where: str) -> tuple[str, ...]:
+    from .machines.outbox import EVENT_TYPES
+
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [x for x in re.split(r"[\s,]+", raw) if x]
+    if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
+        raise ValueError(f"{where}: \"events\" must be a list of event types")
+    events = []
+    for e in raw:
+        e = e.strip().removeprefix("com.ft-autopilot.")
+        known = e == "*" or e in EVENT_TYPES or (e.endswith(".*") and any(t.startswith(e[:-1]) for t in EVENT_TYPES))
+        if not known:
+            raise ValueError(f"{where}: unknown event type {e!r} in \"events\" (one of {', '.join(EVENT_TYPES)}, "
+                             f"or a prefix such as job.*)")
+        events.append(e)
+    return tuple(events)
+
+
+def _shown(value: object) -> str:
+    """A value for an error message, unless it might be a URL (and so a secret)."""
+    if isinstance(value, str) and len(value) <= 40 and "/" not in value and ":" not in value:
+        return repr(value)
+    return "(not shown)" if isinstance(value, str) else f"of type {type(value).__name__}"
+
+
+def parse_webhooks(raw: str) -> tuple[WebhookConfig, ...]:
+    """``NOTIFY_WEBHOOKS``: a JSON list of ``{"url", "format", "name"?, "events"?}``, or the
+    short form: whitespace-separated ``format=url`` entries (a bare URL is ``generic``)."""
+    text = raw.strip()
+    if not text:
+        return ()
+    entries: list[dict] = []
+    if text.startswith("["):
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(doc, list):
+            raise ValueError("expected a JSON list of {\"url\", \"format\"} objects")
+        for i, item in enumerate(doc, 1):
+            if not isinstance(item, dict):
+                raise ValueError(f"entry {i}: expected an object with \"url\" and \"format\"")
+            unknown = set(item) - {"url", "format", "name", "events"}
+            if unknown:
+                raise ValueError(f"entry {i}: unknown field(s) {sorted(unknown)} (url, format, name, events)")
+            entries.append(item)
+    else:
+        for token in text.split():
+            fmt, sep, url = token.partition("=")
+            if not sep or "://" in fmt:
+                fmt, url = "generic", token
+            entries.append({"format": fmt, "url": url})
+    sinks: list[WebhookConfig] = []
+    for i, item in enumerate(entries, 1):
+        where = f"entry {i}"
+        url, default_name = _webhook_url(item.get("url"), where)
+        fmt = item.get("format", "generic")
+        if fmt not in WEBHOOK_FORMATS:
+            raise ValueError(f"{where}: format {_shown(fmt)} is not one of {', '.join(WEBHOOK_FORMATS)}")
+        name = item.get("name")
+        if name is None:
+            name = f"{fmt}-{default_name}"
+        if not isinstance(name, str) or not _SINK_NAME.fullmatch(name):
+            raise ValueError(f"{where}: name {_shown(name)} must be 1-63 of A-Z a-z 0-9 . _ - (starting with a letter "
+                             f"or digit)")
+        if name == EVENTGRID_SINK:
+            raise ValueError(f"{where}: the name {EVENTGRID_SINK!r} is the Event Grid sink's")
+        if any(s.name == name for s in sinks):
+            raise ValueError(f"{where}: two webhooks are named {name!r}: give each its own \"name\"")
+        sinks.append(WebhookConfig(name=name, format=fmt, url=url, events=_webhook_events(item.get("events"), where)))
+    return tuple(sinks)
 
 
 @dataclass(frozen=True)
@@ -96,6 +228,9 @@ def _https_url(raw: str) -> str:
         raise ValueError(f"expected an https:// URL, got {raw!r}")
     return value
 
+
+def _optional_https_url(raw: str) -> str | None:
+    return _https_url(raw) if raw.strip() else None
 
 def _name(pattern: str, what: str) -> Callable[[str], str]:
     rx = re.compile(pattern)
@@ -171,6 +306,17 @@ SETTINGS_SPEC: tuple[_Var, ...] = (
          description="Capacity of deployments when a job does not name one"),
     _Var("DEFAULT_KEEP_ALIVE", "default_keep_alive", _keep_alive, "redeploy",
          description="Keep-alive policy of deployments when a job does not name one"),
+    _Var("NOTIFY_WEBHOOKS", "notify_webhooks", parse_webhooks, (),
+         description="Webhooks that receive notifications: a JSON list of {url, format: generic|cloudevents|teams|"
+                     "slack, name?, events?}, or space-separated format=url entries (see Notifications)"),
+    _Var("NOTIFY_EVENTGRID_ENDPOINT", "notify_eventgrid_endpoint", _optional_https_url, None,
+         description="Event Grid custom topic endpoint that receives every notification as a CloudEvent "
+                     "(managed identity, EventGrid Data Sender); empty: none"),
+    _Var("NOTIFY_SCHEDULE", "notify_schedule", _ncrontab, "0 * * * * *",
+         description="NCRONTAB schedule of the notifier timer"),
+    _Var("NOTIFY_GIVE_UP_DAYS", "notify_give_up_days", _float(1.0), 7.0,
+         description="A notification a sink still fails to take this many days after it was written is given up "
+                     "for that sink: kept as given up (~outbox-given-up~ rows) and logged, not retried"),
     # Local emulators only: never set these in Azure.
     _Var("AZURE_OPENAI_API_KEY", "openai_api_key", _str, None,
          description="Local simulator only: API key instead of managed identity"),
@@ -211,6 +357,10 @@ class Settings:
     default_deployment_sku: str
     default_deployment_capacity: int
     default_keep_alive: str
+    notify_webhooks: tuple[WebhookConfig, ...]
+    notify_eventgrid_endpoint: str | None
+    notify_schedule: str
+    notify_give_up_days: float
     openai_api_key: str | None
     local_arm_token: str | None
     local_ca_bundle: str | None

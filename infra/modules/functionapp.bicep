@@ -58,7 +58,8 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
-@description('Settings of the code (shared/settings.py), names to values.')
+@secure()
+@description('Settings of the code (shared/settings.py), names to values (secure: NOTIFY_WEBHOOKS carries webhook secrets, kept out of the deployment history).')
 param serviceSettings object
 
 // Settings of the host, on top of the code's. Flex Consumption rejects

@@ -14,6 +14,7 @@ deployment.retiring (its model retires soon).
 """
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime
 from typing import Any, Iterator, Mapping
@@ -31,6 +32,22 @@ EVENT_TYPES = (
     "deployment.blocked", "deployment.expiring", "deployment.retiring",
 )
 _MAX_MS = 10**13
+_last_ms = 0
+_key_lock = threading.Lock()
+
+
+def _key_ms(now: datetime) -> int:
+    """The key's milliseconds: ``now``'s, but after this process's previous key when it is
+    within a second of it, so that the notices of one step (one ``now``) keep their order
+    in the key, which is the order the notifier delivers them in (per resource). A clock
+    set back further (a simulated one) is taken as it is."""
+    global _last_ms
+    ms = int(now.timestamp() * 1000)
+    with _key_lock:
+        if _last_ms - 1000 < ms <= _last_ms:
+            ms = _last_ms + 1
+        _last_ms = ms
+        return ms
 
 
 def notice(kind: str, subject: str, summary: str, **data: Any) -> dict[str, Any]:
@@ -44,7 +61,7 @@ def notice(kind: str, subject: str, summary: str, **data: Any) -> dict[str, Any]
 def outbox_row(partition: str, source: str, n: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The outbox row of one notice (oldest first in key order)."""
     event_id = str(uuid.uuid4())
-    ms = int(now.timestamp() * 1000)
+    ms = _key_ms(now)
     event = {"specversion": "1.0", "id": event_id, "source": source, "type": EVENT_TYPE_PREFIX + n["type"],
              "subject": n["subject"], "time": utc_iso(now), "datacontenttype": "application/json",
              "data": {"summary": n["summary"], **(n.get("data") or {})}}

@@ -20,6 +20,7 @@ ROLE_NAMES = {
     "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": "Cognitive Services OpenAI User",
     "43d0d8ad-25c7-4714-9337-8ba259a9fe05": "Monitoring Reader",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
 BROAD_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
@@ -142,7 +143,7 @@ def test_the_deploying_user_gets_the_storage_data_roles_when_azd_names_them(main
 
 @pytest.mark.parametrize("path", sorted({
     "infra/modules/storage-access.bicep", "infra/modules/openai-access.bicep",
-    "infra/modules/monitoring.bicep", "infra/modules/eventgrid.bicep"}))
+    "infra/modules/monitoring.bicep", "infra/modules/eventgrid.bicep", "infra/modules/notifications.bicep"}))
 def test_every_role_assignment_says_why_and_every_role_id_is_named(path):
     lines = (REPO / path).read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines):

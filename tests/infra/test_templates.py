@@ -23,6 +23,7 @@ EXPECTED_FILES = {
     "infra/modules/openai-access.bicep",
     "infra/modules/functionapp.bicep",
     "infra/modules/eventgrid.bicep",
+    "infra/modules/notifications.bicep",
 }
 
 
