@@ -54,6 +54,9 @@ param openAiLocation string = 'swedencentral'
 ])
 param openAiKind string = 'OpenAI'
 
+@description('More existing Azure OpenAI accounts for the pool (AZURE_OPENAI_ACCOUNTS, passed to the app as is): a JSON list of {name, endpoint, region, subscription?, resource_group?, training_types?}; subscription and resource group default to the main account\'s. The app\'s identity gets the same roles on each. Empty: the one account above.')
+param openAiAccounts string = ''
+
 @description('Data-plane API version for files and fine-tuning jobs (AZURE_OPENAI_API_VERSION).')
 param openAiApiVersion string = '2025-04-01-preview'
 
@@ -130,6 +133,7 @@ var createOpenAi = empty(openAiAccountName)
 var openAiName = createOpenAi ? 'aoai-${resourceToken}' : openAiAccountName
 var openAiResourceGroup = empty(openAiResourceGroupName) ? rg.name : openAiResourceGroupName
 var openAiSubscription = empty(openAiSubscriptionId) ? subscription().subscriptionId : openAiSubscriptionId
+var extraOpenAiAccounts = empty(openAiAccounts) ? [] : json(openAiAccounts)
 
 // ---------------------------------------------------------------------------
 // Resources
@@ -245,6 +249,22 @@ module openAiAccess 'modules/openai-access.bicep' = {
   }
 }
 
+// The same roles on every other account of the pool (AZURE_OPENAI_ACCOUNTS): existing
+// accounts, each in its own resource group and subscription.
+module openAiAccessPool 'modules/openai-access.bicep' = [for account in extraOpenAiAccounts: {
+  name: 'openai-access-${account.name}'
+  scope: resourceGroup(contains(account, 'subscription') ? account.subscription : openAiSubscription, contains(account, 'resource_group') ? account.resource_group : openAiResourceGroup)
+  dependsOn: [
+    rg
+  ]
+  params: {
+    accountName: account.name
+    appPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}]
+
 // The notifications topic (optional): every notification as a CloudEvent, published
 // by the app with its identity (EventGrid Data Sender on the topic).
 module notificationsTopic 'modules/notifications.bicep' = if (notificationsOn) {
@@ -266,6 +286,7 @@ var serviceSettings = {
   AZURE_SUBSCRIPTION_ID: openAiSubscription
   AZURE_RESOURCE_GROUP: openAiResourceGroup
   AZURE_OPENAI_ACCOUNT: openAiName
+  AZURE_OPENAI_ACCOUNTS: openAiAccounts
   ARM_ENDPOINT: environment().resourceManager
   AZURE_CLIENT_ID: identity.outputs.clientId
   DATASETS_CONTAINER: containerNames.datasets

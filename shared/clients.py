@@ -59,18 +59,43 @@ class StaticTokenCredential:
 
 
 class Clients:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, parent: "Clients | None" = None) -> None:
         self.settings = settings
+        self._parent = parent  # for one account of the pool: the credential and storage are the parent's
+        self._accounts: dict[str, Clients] = {}
+
+    # --- the pool of accounts ------------------------------------------------------
+    def for_account(self, account) -> "Clients":
+        """The clients of one account of the pool (shared.policies.accounts.Account): its data
+        plane, and ARM and Azure Monitor in its subscription, with the same identity and storage.
+        The default account's are these clients themselves."""
+        if self._parent is not None:
+            return self._parent.for_account(account)
+        if account.default or account.key == self.settings.openai_account.lower():
+            return self
+        found = self._accounts.get(account.key)
+        if found is None:
+            import dataclasses
+
+            scoped = dataclasses.replace(self.settings, openai_endpoint=account.endpoint,
+                                         subscription_id=account.subscription, resource_group=account.resource_group,
+                                         openai_account=account.name)
+            found = self._accounts[account.key] = Clients(scoped, parent=self)
+        return found
 
     # --- credentials -------------------------------------------------------------
     @cached_property
     def credential(self):
+        if self._parent is not None:
+            return self._parent.credential
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential(managed_identity_client_id=self.settings.managed_identity_client_id)
 
     @cached_property
     def arm_credential(self):
+        if self._parent is not None:
+            return self._parent.arm_credential
         if self.settings.local_arm_token:
             return StaticTokenCredential(self.settings.local_arm_token)
         return self.credential
@@ -93,6 +118,8 @@ class Clients:
     def blob_service(self) -> "BlobServiceClient":
         from azure.storage.blob import BlobServiceClient
 
+        if self._parent is not None:
+            return self._parent.blob_service
         storage = self.settings.storage
         if storage.connection_string:
             return BlobServiceClient.from_connection_string(storage.connection_string)
@@ -102,6 +129,8 @@ class Clients:
     def table_service(self) -> "TableServiceClient":
         from azure.data.tables import TableServiceClient
 
+        if self._parent is not None:
+            return self._parent.table_service
         storage = self.settings.storage
         if storage.connection_string:
             return TableServiceClient.from_connection_string(storage.connection_string)

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -232,6 +232,13 @@ def _https_url(raw: str) -> str:
 def _optional_https_url(raw: str) -> str | None:
     return _https_url(raw) if raw.strip() else None
 
+
+def _accounts():
+    from .policies import accounts  # the pool's own module (pure Python)
+
+    return accounts
+
+
 def _name(pattern: str, what: str) -> Callable[[str], str]:
     rx = re.compile(pattern)
 
@@ -262,6 +269,9 @@ SETTINGS_SPEC: tuple[_Var, ...] = (
          description="Resource group of the Azure OpenAI account"),
     _Var("AZURE_OPENAI_ACCOUNT", "openai_account", _str, required=True,
          description="Name of the Azure OpenAI (Cognitive Services) account that hosts deployments"),
+    _Var("AZURE_OPENAI_ACCOUNTS", "openai_accounts", lambda raw: _accounts().parse_accounts(raw), (),
+         description="More Azure OpenAI accounts for the pool: a JSON list of {name, endpoint, region, subscription?, "
+                     "resource_group?, training_types?} (see Several accounts); empty: the one account above"),
     _Var("ARM_ENDPOINT", "arm_endpoint", _https_url, "https://management.azure.com",
          description="Azure Resource Manager endpoint (the simulator's URL locally)"),
     _Var("AZURE_CLIENT_ID", "managed_identity_client_id", _str, None,
@@ -334,6 +344,7 @@ class Settings:
     subscription_id: str
     resource_group: str
     openai_account: str
+    openai_accounts: tuple
     arm_endpoint: str
     managed_identity_client_id: str | None
     datasets_container: str
@@ -365,6 +376,13 @@ class Settings:
     local_arm_token: str | None
     local_ca_bundle: str | None
     storage: StorageConfig = field(default_factory=StorageConfig)
+
+    @cached_property
+    def accounts(self):
+        """The pool of accounts (shared.policies.accounts): the default account first."""
+        return _accounts().build_pool(self.openai_accounts, endpoint=self.openai_endpoint,
+                                      subscription=self.subscription_id, resource_group=self.resource_group,
+                                      account=self.openai_account)
 
     @property
     def account_resource_id(self) -> str:
@@ -402,6 +420,13 @@ class Settings:
             values["storage"] = _storage_from_env(env)
         except SettingsError as exc:
             problems.append(str(exc))
+        if not problems and values.get("openai_accounts"):
+            try:  # the pool as a whole (an added account's endpoint and region, the default one's entry)
+                _accounts().build_pool(values["openai_accounts"], endpoint=values["openai_endpoint"],
+                                       subscription=values["subscription_id"], resource_group=values["resource_group"],
+                                       account=values["openai_account"])
+            except ValueError as exc:
+                problems.append(f"AZURE_OPENAI_ACCOUNTS is malformed: {exc}")
         if problems:
             raise SettingsError("Invalid configuration: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
