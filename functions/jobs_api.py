@@ -2,8 +2,10 @@
 hands the request to ``shared.api`` and returns its answer; the dashboard's page
 and assets (``/api/dashboard``) are handed to ``shared.dashboard``. Every route accepts
 every method so that a wrong one gets a problem+json 405 from the shared router
-rather than the host's bare one. ``shared`` is imported on first request, so
-loading the app stays cheap."""
+rather than the host's bare one. The host checks the function key on every route;
+``shared.api`` then checks the caller's app role (Reader for GETs, Operator for the
+rest; ``shared/api/auth.py``). ``shared`` is imported on first request, so loading the
+app stays cheap."""
 from urllib.parse import urlsplit
 
 import azure.functions as func
@@ -96,15 +98,16 @@ def api_openapi(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------- the dashboard
 # The page and its assets (the charting library from node_modules) under the same function
 # key as the API: open /api/dashboard?code=<key>; the page sends the key on with each call.
+# Like every GET, they need the Reader role (shared/api/auth.py).
 
 
 def _serve_dashboard(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.api import Request
+    from shared.api import Request, refusal
     from shared.dashboard import serve
 
     request = Request(method=req.method.upper(), path=urlsplit(req.url).path, query=dict(req.params),
                       headers={k.lower(): v for k, v in req.headers.items()}, body=b"")
-    response = serve(request)
+    response = refusal(request) or serve(request)
     return func.HttpResponse(body=response.body, status_code=response.status, headers=response.headers)
 
 

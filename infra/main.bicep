@@ -101,6 +101,20 @@ param notifyWebhooks string = ''
 @description('NCRONTAB schedule of the notifier timer (NOTIFY_SCHEDULE): second minute hour day month weekday.')
 param notifySchedule string = '0 * * * * *'
 
+@description('Application (client) id of the Entra ID app registration with the app roles Reader and Operator (README "Who may do what"). Set: App Service authentication signs people in with Entra ID and the app checks their roles. Empty: no sign-in; every caller has the function key\'s role (API_KEY_ROLE).')
+param authClientId string = ''
+
+@description('Directory (tenant) id of that app registration (default: the tenant deployed to).')
+param authTenantId string = ''
+
+@description('Role of a request with the function key and no signed-in identity, i.e. automation (API_KEY_ROLE): operator, reader, or none (signed-in callers only).')
+@allowed([
+  'operator'
+  'reader'
+  'none'
+])
+param apiKeyRole string = 'operator'
+
 // ---------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------
@@ -314,6 +328,7 @@ var serviceSettings = {
   NOTIFY_EVENTGRID_ENDPOINT: notificationsOn ? notificationsTopic!.outputs.endpoint : ''
   NOTIFY_SCHEDULE: notifySchedule
   NOTIFY_GIVE_UP_DAYS: '7'
+  API_KEY_ROLE: apiKeyRole
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -339,6 +354,18 @@ module functionApp 'modules/functionapp.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
     serviceSettings: serviceSettings
+  }
+}
+
+// Sign-in with Entra ID in front of the app (App Service authentication), when an app
+// registration is named; the app checks the Reader / Operator roles it passes on.
+module appAuth 'modules/auth.bicep' = if (!empty(authClientId)) {
+  name: 'app-auth'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: authClientId
+    tenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
   }
 }
 

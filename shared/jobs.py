@@ -51,6 +51,7 @@ from .policies.naming import deployment_name_for
 from .core.clock import parse_time, utc_iso, utcnow
 from .core.errors import AzureError, ErrorKind
 from .machines.dataset import DatasetState
+from .machines.engine import request_marker
 from .machines.job import AZURE_QUEUED_JOBS, AZURE_RUNNING_JOBS, CANCELLABLE, JOB, JobState, queue_of, state_for_azure
 from .state.repos import Repositories, new_job_id, worker_id
 from .state.tables import AlreadyExistsError, ConcurrencyError, Row
@@ -364,12 +365,15 @@ def _ports(ctx):
 
 
 # ------------------------------------------------------------------------------- create
-def create_job(ctx, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> CreateResult:
-    """Creates a fine-tuning job from a schema-valid request body (see the module doc)."""
+def create_job(ctx, body: Mapping[str, Any], *, idempotency_key: str | None = None,
+               actor: str | None = None) -> CreateResult:
+    """Creates a fine-tuning job from a schema-valid request body (see the module doc).
+    ``actor`` (who asked: a signed-in principal's name, or "function key") is kept as the
+    row's ``created_by`` and in the history entries this request writes."""
     repos: Repositories = ctx.repos
     digest = request_hash(body)
     if idempotency_key is None:
-        return _start(ctx, plan_job(ctx, body, new_job_id()), None)
+        return _start(ctx, plan_job(ctx, body, new_job_id()), None, actor)
 
     pk, rk = _idempotency_keys(idempotency_key)
     for _ in range(3):
@@ -382,7 +386,7 @@ def create_job(ctx, body: Mapping[str, Any], *, idempotency_key: str | None = No
                                           "request_hash": digest, "job_id": job_id, "created_at": utc_iso()})
             except AlreadyExistsError:
                 continue  # another request with this key won the race: answer as it does
-            return _start(ctx, plan, idempotency_key)
+            return _start(ctx, plan, idempotency_key, actor)
         if bound.get("request_hash") != digest:
             raise JobsError("idempotency-key-reused", f"Idempotency-Key: {idempotency_key!r} was first used with a "
                                                       f"different body (for job {bound.get('job_id')}); use a new "
@@ -392,10 +396,10 @@ def create_job(ctx, body: Mapping[str, Any], *, idempotency_key: str | None = No
         existing = repos.find_job(job_id)
         if existing is None:
             # Azure refused an earlier attempt (its rows were removed), or it crashed before writing the intent.
-            return _start(ctx, plan_job(ctx, body, job_id), idempotency_key)
+            return _start(ctx, plan_job(ctx, body, job_id), idempotency_key, actor)
         if existing.get("openai_job_id") or existing.get("status") == JobState.WAITING:
             return CreateResult(_view(ctx, existing), replayed=True)
-        return CreateResult(_view(ctx, _resume(ctx, existing)))
+        return CreateResult(_view(ctx, _resume(ctx, existing, actor)))
     raise JobsError("concurrent-update", "Idempotency-Key: the key kept changing under this request; retry",
                     retry_after=1)
 
@@ -411,11 +415,18 @@ def _claimant() -> str:
     return f"{worker_id()}#{uuid.uuid4().hex[:8]}"
 
 
-def _start(ctx, plan: dict[str, Any], key: str | None) -> CreateResult:
+def _by(entry: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    """A history entry, with who made the change when a request did."""
+    if actor:
+        entry["by"] = actor
+    return entry
+
+
+def _start(ctx, plan: dict[str, Any], key: str | None, actor: str | None = None) -> CreateResult:
     """Writes the intent row and submits it; if a concurrent request with the same key
     wrote it first, answers as a retry of that request does."""
     now = utcnow()
-    data = {**plan, "idempotency_key": key, "claimed_by": _claimant(),
+    data = {**plan, "idempotency_key": key, "created_by": actor, "claimed_by": _claimant(),
             "claimed_until": utc_iso(now + timedelta(seconds=CLAIM_SECONDS))}
     try:
         row = ctx.repos.insert_job(data)
@@ -423,19 +434,19 @@ def _start(ctx, plan: dict[str, Any], key: str | None) -> CreateResult:
         existing = ctx.repos.get_job(plan["id"])
         if existing.get("openai_job_id") or existing.get("status") == JobState.WAITING:
             return CreateResult(_view(ctx, existing), replayed=True)
-        return CreateResult(_view(ctx, _resume(ctx, existing)))
+        return CreateResult(_view(ctx, _resume(ctx, existing, actor)))
     missing = _missing_files(ctx, row)
     if missing:
         return CreateResult(_view(ctx, _to_waiting(ctx, row, f"the file of {', '.join(missing)} is being uploaded "
                                                              f"again from its blob (deleted at Azure OpenAI while "
-                                                             f"nothing needed it)")))
+                                                             f"nothing needed it)", actor)))
     queue = queue_of(_open_rows(ctx))
     if queue["order"] or queue["room"] == 0:
         # Jobs are waiting already (first come, first served), or Azure has no room: wait in line.
         why = (f"{len(queue['order'])} job(s) are waiting before it" if queue["order"] else
                f"Azure OpenAI runs {AZURE_RUNNING_JOBS} and queues {AZURE_QUEUED_JOBS} jobs per resource, all taken")
-        return CreateResult(_view(ctx, _to_waiting(ctx, row, why)))
-    return CreateResult(_view(ctx, _submit(ctx, row)))
+        return CreateResult(_view(ctx, _to_waiting(ctx, row, why, actor)))
+    return CreateResult(_view(ctx, _submit(ctx, row, actor)))
 
 
 def _missing_files(ctx, row: Row) -> list[str]:
@@ -461,10 +472,11 @@ def _open_rows(ctx) -> list[Row]:
     return rows
 
 
-def _to_waiting(ctx, row: Row, why: str) -> Row:
+def _to_waiting(ctx, row: Row, why: str, actor: str | None = None) -> Row:
     """The job waits in the service's queue; a monitor tick creates it when Azure has room."""
     now = utc_iso()
-    history = list(row.get("status_history") or []) + [{"status": JobState.WAITING.value, "at": now, "why": why}]
+    history = list(row.get("status_history") or []) + [
+        _by({"status": JobState.WAITING.value, "at": now, "why": why}, actor)]
     changes = {"status": JobState.WAITING.value, "status_history": history, "status_changed_at": now,
                "updated_at": now, "claimed_by": None, "claimed_until": None}
     log.info("Job %s waits for room at Azure OpenAI: %s", row["id"], why)
@@ -494,7 +506,7 @@ def _busy(row: Row, seconds: int) -> JobsError:
                                             f"moment", retry_after=max(1, seconds), job_id=row["id"])
 
 
-def _resume(ctx, row: Row) -> Row:
+def _resume(ctx, row: Row, actor: str | None = None) -> Row:
     """Takes over a ``submitted`` row without a job: adopt the job an earlier attempt
     created, or create it now. Refuses while another request holds the claim."""
     now = utcnow()
@@ -504,7 +516,8 @@ def _resume(ctx, row: Row) -> Row:
         # (submission_lost); the client's retry with the same key submits it after all.
         log.info("Job %s: reviving a %s submission for a retry with its Idempotency-Key", row["id"], row["status"])
         history = list(row.get("status_history") or []) + [
-            {"status": JobState.SUBMITTED.value, "at": utc_iso(now), "why": "retried with its Idempotency-Key"}]
+            _by({"status": JobState.SUBMITTED.value, "at": utc_iso(now), "why": "retried with its Idempotency-Key"},
+                actor)]
         changes.update({"status": JobState.SUBMITTED.value, "status_history": history, "status_changed_at":
                         utc_iso(now), "error": None, "reconciled": None, "finished_at": None})
     claimed = ctx.repos.jobs.claim(row, _claimant(), now + timedelta(seconds=CLAIM_SECONDS), now, changes)
@@ -520,11 +533,11 @@ def _resume(ctx, row: Row) -> Row:
         raise _unavailable(str(exc)) from None
     if orphan is not None:
         log.info("Job %s: adopting Azure OpenAI job %s created by an earlier attempt", row["id"], orphan["id"])
-        return _record(ctx, row, orphan)
-    return _submit(ctx, row)
+        return _record(ctx, row, orphan, actor)
+    return _submit(ctx, row, actor)
 
 
-def _submit(ctx, row: Row) -> Row:
+def _submit(ctx, row: Row, actor: str | None = None) -> Row:
     """Creates the Azure OpenAI job for a claimed intent row and records the outcome."""
     if row.get("openai_job_id"):
         return row
@@ -533,7 +546,7 @@ def _submit(ctx, row: Row) -> Row:
     except AzureError as err:
         if err.kind == ErrorKind.QUOTA:
             # Azure's queue is full (its other users count too): the job waits its turn here.
-            return _to_waiting(ctx, row, f"Azure OpenAI has no room: {err.message}")
+            return _to_waiting(ctx, row, f"Azure OpenAI has no room: {err.message}", actor)
         problem = refusal(err, "create the fine-tuning job")
         if problem is not None:
             _remove(ctx, row, problem.detail)
@@ -547,21 +560,22 @@ def _submit(ctx, row: Row) -> Row:
             raise _unavailable(f"{reason}; whether the job was created is not known yet (retry with the same "
                                f"Idempotency-Key to resume)", row["id"]) from None
         if orphan is not None:
-            return _record(ctx, row, orphan)
+            return _record(ctx, row, orphan, actor)
         # Not listed (yet): a request that timed out may still be carried out, so the row stays
         # for a retry with the same key, or for the job life cycle, to settle.
         _release(ctx, row, reason)
         raise _unavailable(f"{reason}; whether the job was created is not known yet (retry with the same "
                            f"Idempotency-Key to resume)", row["id"]) from None
-    return _record(ctx, row, job)
+    return _record(ctx, row, job, actor)
 
 
-def _record(ctx, row: Row, job) -> Row:
+def _record(ctx, row: Row, job, actor: str | None = None) -> Row:
     now = utcnow()
     fields = job_fields(job)
     state = state_for_azure(fields.get("openai_status")) or JobState.PENDING
     history = list(row.get("status_history") or []) + [
-        {"status": state.value, "at": utc_iso(now), "why": f"created at Azure OpenAI as {fields['openai_job_id']}"}]
+        _by({"status": state.value, "at": utc_iso(now), "why": f"created at Azure OpenAI as {fields['openai_job_id']}"},
+            actor)]
     changes = {**fields, "status": state.value, "status_history": history, "status_changed_at": utc_iso(now),
                "submitted_at": utc_iso(now), "updated_at": utc_iso(now), "claimed_by": None, "claimed_until": None,
                "last_error": None, "attempts": int(row.get("attempts") or 0) + 1}
@@ -609,15 +623,15 @@ def _remove(ctx, row: Row, reason: str) -> None:
 
 
 # ------------------------------------------------------------------------------- cancel
-def cancel_job(ctx, job_id: str) -> dict[str, Any]:
+def cancel_job(ctx, job_id: str, actor: str | None = None) -> dict[str, Any]:
     row = _find(ctx.repos, job_id)
     status = row.get("status")
     if status == JobState.WAITING:
-        return job_view(_cancel_waiting(ctx, row))
+        return job_view(_cancel_waiting(ctx, row, actor))
     if not row.get("openai_job_id"):
         raise JobsError("job-not-cancellable", f"job {row['id']} is still being submitted; retry in a moment",
                         retry_after=5, job_status=status)
-    return _job_action(ctx, job_id, "cancel", CANCELLABLE)
+    return _job_action(ctx, job_id, "cancel", CANCELLABLE, actor)
 
 
 def _release_files(ctx, row: Row) -> None:
@@ -631,7 +645,7 @@ def _release_files(ctx, row: Row) -> None:
                  why=f"job {row['id']} was cancelled", except_job=row["id"])
 
 
-def _cancel_waiting(ctx, row: Row) -> Row:
+def _cancel_waiting(ctx, row: Row, actor: str | None = None) -> Row:
     """A job that never reached Azure OpenAI is cancelled here."""
     now = utc_iso()
 
@@ -639,8 +653,9 @@ def _cancel_waiting(ctx, row: Row) -> Row:
         if current.get("status") != JobState.WAITING:
             raise JobsError("job-not-cancellable", f"job {row['id']} was just submitted; retry", retry_after=2)
         history = list(current.get("status_history") or []) + [
-            {"status": JobState.CANCELLED.value, "at": now, "why": "cancelled through the API while waiting"}]
+            _by({"status": JobState.CANCELLED.value, "at": now, "why": "cancelled through the API while waiting"}, actor)]
         return {"status": JobState.CANCELLED.value, "status_history": history, "status_changed_at": now,
+                "cancel_requested_by": actor,
                 "error": {"code": "cancelled", "message": "The job was cancelled before it reached Azure OpenAI."},
                 "cancel_requested_at": now, "finished_at": now, "updated_at": now}
 
@@ -650,19 +665,29 @@ def _cancel_waiting(ctx, row: Row) -> Row:
 
 
 # ------------------------------------------------------------------------------- pause / resume
-def pause_job(ctx, job_id: str) -> dict[str, Any]:
+# The states a cancel, pause or resume that Azure has not carried out yet ends in: the job
+# life cycle's move there is recorded as the requester's (``requested_by``, engine.py).
+ACTION_TARGET: dict[str, tuple[JobState, ...]] = {
+    "cancel": (JobState.CANCELLED,), "pause": (JobState.PAUSED,),
+    "resume": (JobState.PENDING, JobState.QUEUED, JobState.VALIDATING_FILES, JobState.RUNNING)}
+
+
+def pause_job(ctx, job_id: str, actor: str | None = None) -> dict[str, Any]:
     """Pauses a running job at Azure OpenAI (its progress is kept as a checkpoint)."""
-    return _job_action(ctx, job_id, "pause", (JobState.RUNNING,))
+    return _job_action(ctx, job_id, "pause", (JobState.RUNNING,), actor)
 
 
-def resume_job(ctx, job_id: str) -> dict[str, Any]:
+def resume_job(ctx, job_id: str, actor: str | None = None) -> dict[str, Any]:
     """Resumes a paused job (paused through the API, or by Azure at the spending cap)."""
-    return _job_action(ctx, job_id, "resume", (JobState.PAUSED,))
+    return _job_action(ctx, job_id, "resume", (JobState.PAUSED,), actor)
 
 
-def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...]) -> dict[str, Any]:
+def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...],
+                actor: str | None = None) -> dict[str, Any]:
     """Cancel, pause or resume at Azure OpenAI, and record the state Azure answers (a move the
-    job's table allows), with a history entry."""
+    job's table allows), with a history entry naming ``actor``. When Azure has not made the
+    move yet (``cancelling``), the row's ``requested_by`` names the actor for the move the
+    job life cycle records later (see shared/machines/engine.py)."""
     row = _find(ctx.repos, job_id)
     status = row.get("status")
     if status not in allowed or not row.get("openai_job_id"):
@@ -682,12 +707,14 @@ def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...]) ->
     now = utc_iso()
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
-        out = {**fields, f"{action}_requested_at": now, "updated_at": now}
+        out = {**fields, f"{action}_requested_at": now, f"{action}_requested_by": actor, "updated_at": now}
         if current.get("status") != state.value and state in JOB.spec(JobState(current["status"])).to:
             history = list(current.get("status_history") or []) + [
-                {"status": state.value, "at": now, "why": f"{action}{'led' if action == 'cancel' else 'd'} through the "
-                                                             f"API"}]
+                _by({"status": state.value, "at": now, "why": f"{action}{'led' if action == 'cancel' else 'd'} "
+                                                              f"through the API"}, actor)]
             out.update({"status": state.value, "status_history": history, "status_changed_at": now})
+        elif actor and action in ACTION_TARGET:
+            out["requested_by"] = request_marker(actor, f"{action} through the API", ACTION_TARGET[action])
         if action == "resume":
             out["paused_reason"] = None
         if state == JobState.CANCELLED:
@@ -843,6 +870,7 @@ def job_view(row: Row | Mapping[str, Any], deployment: Row | None = None) -> dic
         "submitted_at": _time(data.get("submitted_at")),
         "deployment": dep_view,
         "idempotency_key": data.get("idempotency_key"),
+        "created_by": data.get("created_by"),
     })
     return view
 

@@ -327,6 +327,10 @@ SETTINGS_SPEC: tuple[_Var, ...] = (
     _Var("NOTIFY_GIVE_UP_DAYS", "notify_give_up_days", _float(1.0), 7.0,
          description="A notification a sink still fails to take this many days after it was written is given up "
                      "for that sink: kept as given up (~outbox-given-up~ rows) and logged, not retried"),
+    _Var("API_KEY_ROLE", "api_key_role", _name(r"operator|reader|none", "role (operator, reader or none)"),
+         "operator",
+         description="Role of a request with the function key and no signed-in identity (automation): operator, "
+                     "reader, or none (signed-in callers only); see Who may do what"),
     # Local emulators only: never set these in Azure.
     _Var("AZURE_OPENAI_API_KEY", "openai_api_key", _str, None,
          description="Local simulator only: API key instead of managed identity"),
@@ -372,10 +376,14 @@ class Settings:
     notify_eventgrid_endpoint: str | None
     notify_schedule: str
     notify_give_up_days: float
+    api_key_role: str
     openai_api_key: str | None
     local_arm_token: str | None
     local_ca_bundle: str | None
     storage: StorageConfig = field(default_factory=StorageConfig)
+    # App Service authentication is on (WEBSITE_AUTH_ENABLED, injected by the platform, never
+    # set by hand): only then are the X-MS-CLIENT-PRINCIPAL headers the platform's own.
+    platform_auth: bool = False
 
     @cached_property
     def accounts(self):
@@ -416,6 +424,7 @@ class Settings:
                 values[var.attr] = var.parse(raw)
             except ValueError as exc:
                 problems.append(f"{var.name} is malformed: {exc}")
+        values["platform_auth"] = (env.get("WEBSITE_AUTH_ENABLED") or "").strip().lower() in ("1", "true", "yes")
         try:
             values["storage"] = _storage_from_env(env)
         except SettingsError as exc:
@@ -479,4 +488,4 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
-assert {v.attr for v in SETTINGS_SPEC} | {"storage"} == {f.name for f in fields(Settings)}
+assert {v.attr for v in SETTINGS_SPEC} | {"storage", "platform_auth"} == {f.name for f in fields(Settings)}

@@ -1,7 +1,7 @@
 """``python -m devstack.runner``: the local runner alone, in a process of its own.
 
     python -m devstack.runner [--port N] [--host 127.0.0.1] [--no-timers] [--no-blobs]
-                              [--poll-interval S] [--ready-file PATH]
+                              [--poll-interval S] [--ready-file PATH] [--principal NAME:ROLES]
 
 It loads ``function_app.app`` and reads its settings from ``os.environ`` (the same
 variables as ``local.settings.json``: Azurite's connection string, the simulator's
@@ -9,7 +9,9 @@ URL …; a variable not set there is taken from ``local.settings.json``, else fr
 ``local.settings.sample.json``, as Core Tools does), serves HTTP, runs the timers and watches the datasets container until it gets
 SIGTERM or SIGINT. Once the HTTP server listens it prints
 ``runner listening on <base url>`` and, with ``--ready-file``, writes
-``{"base_url", "port", "pid"}`` there. Fault tests start it like this so that they can
+``{"base_url", "port", "pid"}`` there. ``--principal`` (default: ``LOCAL_PRINCIPAL``)
+plays App Service authentication: ``alice@example.com:Operator``, ``bob:Reader``,
+``anonymous`` (on, nobody signed in); see ``devstack/runner/runner.py``. Fault tests start it like this so that they can
 kill it (SIGKILL) in the middle of a run, as a platform would.
 """
 from __future__ import annotations
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between blob polls (default 1)")
     parser.add_argument("--ready-file", type=Path, help="write {base_url, port, pid} here once listening")
     parser.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "INFO"))
+    parser.add_argument("--principal", default=None,
+                        help="sign every request in as NAME:Role1,Role2 (or 'anonymous'), as App Service "
+                             "authentication would (default: LOCAL_PRINCIPAL)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)  # the function app reads its settings from the environment
     runner = LocalRunner(load_app(), env=env, host_json=ROOT / "host.json", http_host=args.host,
                          http_port=args.port, blob_poll_interval=args.poll_interval,
-                         enable_timers=not args.no_timers, enable_blobs=not args.no_blobs)
+                         enable_timers=not args.no_timers, enable_blobs=not args.no_blobs,
+                         principal=args.principal)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -30,6 +30,15 @@ overlaps itself). ``async`` HTTP functions run on the server's event loop and ar
 cancelled at the limit.
 
 It does not enforce function keys (Core Tools does not either when run locally).
+
+App Service authentication (Easy Auth) is played from ``LOCAL_PRINCIPAL`` (or the
+``principal`` option): ``name:Role1,Role2`` or ``{"name": ..., "roles": [...]}`` signs
+every request in as that principal; ``anonymous``, Easy Auth on but nobody signed in (the
+function key alone). Either way the runner does what the platform does when
+authentication is on: it drops the ``X-MS-CLIENT-PRINCIPAL*`` headers a client sent, sets
+its own, and sets ``WEBSITE_AUTH_ENABLED=True`` for the app (restored on stop). Empty: no
+Easy Auth, as an app without it; the headers pass untouched and the app does not believe
+them.
 """
 from __future__ import annotations
 
@@ -294,9 +303,13 @@ class LocalRunner:
     def __init__(self, app: func.FunctionApp, *, env: Mapping[str, str] | None = None,
                  host_json: Path | None = None, http_host: str = "127.0.0.1", http_port: int = 0,
                  blob_poll_interval: float = 1.0, enable_timers: bool = True,
-                 enable_blobs: bool = True) -> None:
+                 enable_blobs: bool = True, principal: str | None = None) -> None:
         self.app = app
         self.env = dict(os.environ if env is None else env)
+        # Easy Auth as the platform plays it: None (off), {} (on, nobody signed in) or the headers.
+        self.principal_headers = easy_auth_headers(self.env.get("LOCAL_PRINCIPAL", "") if principal is None
+                                                   else principal)
+        self._auth_env_before: str | None = None
         self.route_prefix = _host_route_prefix(host_json)
         # host.json functionTimeout in seconds; None: no limit ("-1").
         self.function_timeout: float | None = _host_function_timeout(host_json)
@@ -440,7 +453,7 @@ class LocalRunner:
                     continue
                 body = await request.body()
                 req = func.HttpRequest(
-                    method=request.method, url=str(request.url), headers=dict(request.headers),
+                    method=request.method, url=str(request.url), headers=self._easy_auth(dict(request.headers)),
                     params=dict(request.query_params), route_params=params, body=body)
                 self.invocations.append((route.function_name, f"{request.method} {path}"))
                 invocation = str(uuid.uuid4())
@@ -640,8 +653,30 @@ class LocalRunner:
                 log.exception("blob watcher: polling failed; will try again")
             self._stop.wait(self.blob_poll_interval)
 
+    # ---- App Service authentication ----------------------------------------------------
+    def sign_in(self, local_principal: str) -> None:
+        """Who the following requests are signed in as (a ``LOCAL_PRINCIPAL`` value; empty or
+        ``anonymous``: nobody). Only on a runner started with Easy Auth on (``principal``)."""
+        if self.principal_headers is None:
+            raise RuntimeError("this runner plays no App Service authentication: start it with principal= "
+                               "(or LOCAL_PRINCIPAL), e.g. 'anonymous'")
+        self.principal_headers = easy_auth_headers(local_principal) or {}
+
+    def _easy_auth(self, headers: dict[str, str]) -> dict[str, str]:
+        """The request's headers as the app gets them behind Easy Auth: a client's own
+        principal headers dropped, the configured principal's set."""
+        if self.principal_headers is None:
+            return headers
+        out = {k: v for k, v in headers.items() if not k.lower().startswith("x-ms-client-principal")}
+        out.update({k.lower(): v for k, v in self.principal_headers.items()})
+        return out
+
     # ---- life cycle ----------------------------------------------------------------
     def start(self) -> "LocalRunner":
+        if self.principal_headers is not None:
+            # App Service injects it when authentication is on; the app believes the headers only then.
+            self._auth_env_before = os.environ.get("WEBSITE_AUTH_ENABLED")
+            os.environ["WEBSITE_AUTH_ENABLED"] = "True"
         if self.routes:
             self._start_http()
         if self.enable_timers:
@@ -663,6 +698,11 @@ class LocalRunner:
         """Stops the server, timers and watcher. Invocations abandoned at their timeout run in
         daemon threads that are not waited for (``self.abandoned`` lists those still running)."""
         self._stop.set()
+        if self.principal_headers is not None:
+            if self._auth_env_before is None:
+                os.environ.pop("WEBSITE_AUTH_ENABLED", None)
+            else:
+                os.environ["WEBSITE_AUTH_ENABLED"] = self._auth_env_before
         if self._server is not None:
             self._server.should_exit = True
         for t in self._threads:
@@ -674,6 +714,23 @@ class LocalRunner:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def easy_auth_headers(local_principal: str) -> dict[str, str] | None:
+    """``LOCAL_PRINCIPAL`` as the headers App Service authentication would set: None when
+    empty (no Easy Auth), {} for ``anonymous``; ValueError naming the setting otherwise."""
+    value = (local_principal or "").strip()
+    if not value:
+        return None
+    if value.lower() == "anonymous":
+        return {}
+    from shared.api.auth import parse_local_principal, principal_headers
+
+    try:
+        name, roles = parse_local_principal(value)
+    except ValueError as exc:
+        raise ValueError(f"LOCAL_PRINCIPAL is malformed: {exc}") from None
+    return principal_headers(name, roles)
 
 
 def _indexed_functions(app: func.FunctionApp) -> list:

@@ -129,7 +129,8 @@ def get_job_history(ctx_factory, request: Request, params) -> Response:
     for h in row.get("status_history") or []:
         if isinstance(h, Mapping) and h.get("status"):
             history.append({"status": str(h["status"]), "at": _time(h.get("at")),
-                            "why": h.get("why") if isinstance(h.get("why"), str) else None})
+                            "why": h.get("why") if isinstance(h.get("why"), str) else None,
+                            "by": h.get("by") if isinstance(h.get("by"), str) else None})
     return json_response({"id": row.get("id") or row.row_key, "status": row.get("status"),
                           "status_changed_at": _time(row.get("status_changed_at")),
                           "status_history": history})

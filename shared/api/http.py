@@ -26,6 +26,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-json": (400, "The body is not valid JSON"),
     "invalid-body": (400, "The body does not match the schema"),
     "invalid-parameter": (400, "A path, query or header parameter is not valid"),
+    "unauthenticated": (401, "No identity this API accepts"),
+    "forbidden": (403, "Your role does not allow this"),
     "not-found": (404, "No such resource"),
     "dataset-not-found": (404, "No such dataset"),
     "job-not-found": (404, "No such job"),
@@ -64,6 +66,8 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # keys lower-cased
     body: bytes = b""
+    # Who is asking (shared.api.auth.Principal), set by the router once the request is authorized.
+    principal: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(cls, method: str, url_or_path: str, *, query: Mapping[str, str] | None = None,

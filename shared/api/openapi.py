@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from .http import JSON_MEDIA_TYPE, PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PROBLEM_TYPES
+from .auth import ROLE_NAMES, required_role
 from .router import API_PREFIX
 
 TITLE = "Fine-tuning autopilot for Azure OpenAI"
@@ -50,12 +51,20 @@ def _document() -> dict[str, Any]:
             operation["requestBody"] = {"required": True, "content": {
                 JSON_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{op.request_schema}"}}}}
         responses = {str(status): _response(op, status) for status in sorted(op.responses)}
+        role = ROLE_NAMES[required_role(op.method)]
+        operation["x-required-role"] = role
+        responses.setdefault("401", {"description": "No identity this API accepts: no signed-in principal and "
+                                                    "API_KEY_ROLE is none, or a principal header that cannot be read",
+                                     "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+        responses.setdefault("403", {"description": f"The caller does not hold the {role} role (`required_role`, "
+                                                    f"`held_role`)",
+                                     "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
         responses["500"] = {"description": "Internal error",
                             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         if op.operation_id != "getOpenApi":
             responses.setdefault("405", {"description": "Method not allowed", "content": {
                 PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
-        operation["responses"] = responses
+        operation["responses"] = dict(sorted(responses.items()))
         item[op.method.lower()] = operation
         for name in re.findall(r"\{([A-Za-z_]+)\}", op.openapi_path):
             if name not in op.path_schemas:
@@ -68,7 +77,12 @@ def _document() -> dict[str, Any]:
             "title": TITLE, "version": VERSION,
             "description": "Starts, lists, shows and cancels fine-tuning jobs on Azure OpenAI; shows datasets and "
                            "deployments. Every error is `application/problem+json` (RFC 9457) whose `detail` "
-                           "names the field at fault. Problem types:\n" + problem_types,
+                           "names the field at fault.\n\nWho may do what: the function key is checked on every "
+                           "route; then the caller's app role (App Service authentication with Entra ID; "
+                           "`x-required-role` of each operation): `Reader` for every GET, `Operator` for every "
+                           "other method. A request with the key and no signed-in principal has the role "
+                           "API_KEY_ROLE names. A role too low answers 403, no identity at all 401.\n\n"
+                           "Problem types:\n" + problem_types,
         },
         "servers": [{"url": API_PREFIX}],
         "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],

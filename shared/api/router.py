@@ -87,7 +87,10 @@ class Router:
             return op, params, allowed
         return None, {}, allowed
 
-    def dispatch(self, ctx_factory: Callable[[], Any], request: Request) -> Response:
+    def dispatch(self, ctx_factory: Callable[[], Any], request: Request,
+                 policy: Callable[[], Any] | None = None) -> Response:
+        """Answers one request; with ``policy`` (a factory of :class:`shared.api.auth.AccessPolicy`),
+        an operation runs only for a caller holding the role its method needs (``request.principal``)."""
         instance = request.path
         op, params, allowed = self.resolve(request)
         if op is None:
@@ -97,6 +100,10 @@ class Router:
                                 headers={"Allow": ", ".join(sorted(allowed))}).to_response(instance)
             return ApiError("not-found", f"no resource at {request.path}").to_response(instance)
         try:
+            if policy is not None:
+                from .auth import authorize, required_role
+
+                request.principal = authorize(request, policy(), required_role(op.method))
             return op.handler(ctx_factory, request, params)
         except ApiError as exc:
             return exc.to_response(instance)

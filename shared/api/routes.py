@@ -120,6 +120,14 @@ def decode_token(request: Request, query: str) -> dict[str, Any] | None:
     return data
 
 
+def _actor(request: Request) -> str:
+    """Who is making the change, as rows and notifications record it: the signed-in
+    principal's name, or "function key" (the router has authorized the request)."""
+    from .auth import KEY_ACTOR
+
+    return request.principal.actor if request.principal is not None else KEY_ACTOR
+
+
 def _link_headers(location: str | None = None) -> dict[str, str]:
     return {"Location": location} if location else {}
 
@@ -133,7 +141,7 @@ def create_job(ctx_factory, request: Request, params) -> Response:
     if key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
         raise _param_error("Idempotency-Key", "expected 1-255 printable ASCII characters without spaces")
     try:
-        result = jobs.create_job(ctx_factory(), body, idempotency_key=key)
+        result = jobs.create_job(ctx_factory(), body, idempotency_key=key, actor=_actor(request))
     except JobsError as exc:
         raise _from_jobs_error(exc) from None
     headers = _link_headers(f"/api/jobs/{result.job['id']}")
@@ -176,7 +184,7 @@ def cancel_job(ctx_factory, request: Request, params) -> Response:
     if request.body.strip() and parse_json_body(request) != {}:
         raise ApiError("invalid-body", "body: cancel takes no body (or an empty object)")
     try:
-        return json_response(jobs.cancel_job(ctx_factory(), job_id))
+        return json_response(jobs.cancel_job(ctx_factory(), job_id, _actor(request)))
     except JobsError as exc:
         raise _from_jobs_error(exc) from None
 
@@ -187,7 +195,7 @@ def _job_action(action):
         if request.body.strip() and parse_json_body(request) != {}:
             raise ApiError("invalid-body", f"body: {action} takes no body (or an empty object)")
         try:
-            return json_response(getattr(jobs, f"{action}_job")(ctx_factory(), job_id))
+            return json_response(getattr(jobs, f"{action}_job")(ctx_factory(), job_id, _actor(request)))
         except JobsError as exc:
             raise _from_jobs_error(exc) from None
     route.__name__ = f"{action}_job"
@@ -339,6 +347,7 @@ def get_deployment(ctx_factory, request: Request, params) -> Response:
 def patch_deployment(ctx_factory, request: Request, params) -> Response:
     name = _deployment_name(params)
     body = _body(request, "PatchDeploymentRequest")
+    actor = _actor(request)
     ctx = ctx_factory()
     pk, rk = ctx.repos.deployment_keys(name)
     before: dict[str, Any] = {}
@@ -347,7 +356,7 @@ def patch_deployment(ctx_factory, request: Request, params) -> Response:
         before["keep_alive"] = current.get("keep_alive")
         if current.get("keep_alive") == body["keep_alive"]:
             return None
-        return {"keep_alive": body["keep_alive"], "updated_at": utc_iso()}
+        return {"keep_alive": body["keep_alive"], "keep_alive_changed_by": actor, "updated_at": utc_iso()}
 
     try:
         row = ctx.repos.deployments.update_with_retry(pk, rk, change)
@@ -358,7 +367,9 @@ def patch_deployment(ctx_factory, request: Request, params) -> Response:
                        headers={"Retry-After": "1"}, retry_after=1) from None
     if before.get("keep_alive") != body["keep_alive"]:
         ctx.repos.add_deployment_event(name, "keep_alive_changed",
-                                       f"keep_alive {before.get('keep_alive')} -> {body['keep_alive']} (API request)")
+                                       f"keep_alive {before.get('keep_alive')} -> {body['keep_alive']} (API request "
+                                       f"by {actor})", detail={"by": actor, "from": before.get("keep_alive"),
+                                                               "to": body["keep_alive"]})
         _sync_job_keep_alive(ctx, row, body["keep_alive"])
     view = _deployment_view(ctx, row)
     view["events"] = [_event_view(e) for e in ctx.repos.deployment_events_for(name, limit=50)]
@@ -377,6 +388,7 @@ def rollback_deployment(ctx_factory, request: Request, params) -> Response:
     env = Env(Clock(), ctx.settings, ctx.repos, None)
     try:
         row = request_rollback(env, name)
+        row = _requested_by(ctx, row.row, _actor(request), "rollback through the API", ("active",))
     except NotFoundError:
         raise ApiError("deployment-not-found", f"name: no deployment {name!r} is managed by this service") from None
     except RollbackRefused as exc:
@@ -387,6 +399,18 @@ def rollback_deployment(ctx_factory, request: Request, params) -> Response:
     view = _deployment_view(ctx, row.row)
     view["events"] = [_event_view(e) for e in ctx.repos.deployment_events_for(name, limit=50)]
     return json_response(view, 202)
+
+
+def _requested_by(ctx, row: Row, actor: str, why: str, until: tuple[str, ...]):
+    """Names who asked for a change the deployment life cycle carries out later (its moves
+    until one of ``until``, their events and notifications; see shared/machines/engine.py)."""
+    from ..machines.engine import request_marker
+    from ..state.records import DeploymentRecord
+
+    marker = request_marker(actor, why, until)
+    updated = ctx.repos.deployments.update_with_retry(row.partition_key, row.row_key,
+                                                      lambda current: {"requested_by": marker})
+    return DeploymentRecord.from_row(updated)
 
 
 def _sync_job_keep_alive(ctx, deployment: Row, keep_alive: str) -> None:

@@ -166,6 +166,8 @@ JOB = {
         **JOB_SUMMARY_PROPERTIES,
         "queue_position": {"type": "integer", "minimum": 1,
                            "description": "While waiting: 1 for the next job to be created at Azure OpenAI"},
+        "created_by": {"type": ["string", "null"],
+                       "description": "Who started it: the signed-in principal's name, or \"function key\""},
         "openai_status": _STR_OR_NULL,
         "base_job": _STR_OR_NULL,
         "training_file_id": _STR_OR_NULL,
@@ -348,7 +350,11 @@ JOB_HISTORY = {
         "status_history": {"type": "array", "description": "Every status the job has had, oldest first",
                            "items": {"type": "object", "required": ["status"],
                                      "properties": {"status": {"type": "string"}, "at": _TIME,
-                                                    "why": _STR_OR_NULL}}},
+                                                    "why": _STR_OR_NULL,
+                                                    "by": {"type": ["string", "null"],
+                                                           "description": "Who made the change through the API "
+                                                                          "(a principal's name, or \"function "
+                                                                          "key\"); null: the service itself"}}}},
     },
 }
 

@@ -23,6 +23,13 @@ The :class:`Engine` does the rest, the same way for every machine:
 6. keeps the open index in step with the state, and runs the next handler at once
    when the step asks (``next=0``).
 
+Who made a change: a request through the API that a life cycle carries out later (a
+rollback, a cancel Azure has not finished) leaves ``requested_by`` on the row
+(:func:`request_marker`: who, and the states that finish the request). Until a move
+lands in one of those states (or a final one), the engine names that actor in every
+move's history entry (``by``), in the notifications those moves cause (``actor`` in the
+event data) and in their events; then it clears the marker. Handlers never see it.
+
 Waiting is a state with a time (``next_attempt_at``), never a sleep in a handler. A
 tick may come back to a row whose time falls a few seconds later within its own
 bounded window (:class:`Pass`), else a later tick advances it.
@@ -47,10 +54,23 @@ from ..state.tables import AlreadyExistsError, ConcurrencyError, LostClaim, NotF
 log = logging.getLogger(__name__)
 
 __all__ = ["StateSpec", "Machine", "Step", "Effect", "Env", "Engine", "Pass", "TickReport", "OpenIndex",
-           "UnknownState", "IllegalMove", "MachineError"]
+           "UnknownState", "IllegalMove", "MachineError", "request_marker", "REQUESTED_BY"]
 
 MAX_STEPS = 8                 # handlers run back to back on one row in one visit, at most
 MESSAGE_CHARS = 300
+REQUESTED_BY = "requested_by"  # who asked for the change under way (request_marker); the engine's own field
+
+
+def request_marker(actor: str, why: str, until: Iterable[str], now: datetime | None = None) -> dict[str, Any]:
+    """The ``requested_by`` value an API request leaves on a row whose change a life cycle
+    carries out later: the moves until one lands in ``until`` are recorded as ``actor``'s."""
+    return {"by": actor, "why": why[:MESSAGE_CHARS], "until": [str(getattr(u, "value", u)) for u in until],
+            "at": utc_iso(now) if now is not None else utc_iso()}
+
+
+def _requested(rec: Record) -> dict[str, Any] | None:
+    marker = rec.row.get(REQUESTED_BY) if rec.row is not None else None
+    return marker if isinstance(marker, dict) and marker.get("by") else None
 
 
 class MachineError(Exception):
@@ -383,6 +403,11 @@ class Engine:
             entry = {self.m.state_field: new.value, "at": utc_iso(now)}
             if step.why:
                 entry["why"] = step.why[:MESSAGE_CHARS]
+            marker = _requested(rec)
+            if marker is not None:
+                entry["by"] = marker["by"]
+                if new.value in (marker.get("until") or []) or self.m.spec(new).final:
+                    changes[REQUESTED_BY] = None   # the request is carried out (or can no longer be)
             history.append(entry)
             changes[self.m.state_field] = new
             changes[self.m.history_field] = history[-self.m.history_kept:]
@@ -404,7 +429,7 @@ class Engine:
         this visit wrote (an outcome after its intent)."""
         from .outbox import outbox_row
 
-        encoded = self.m.record.encode(changes)
+        encoded = self._encode(changes)
         inserts = [outbox_row(row.partition_key, f"/ft-autopilot/{self.m.name}", n, self.env.now)
                    for n in (notices or [])]
         try:
@@ -422,10 +447,21 @@ class Engine:
         except ConcurrencyError:
             raise LostClaim(row.row_key) from None
 
+    def _encode(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's encoding of the changes, with the engine's own ``requested_by``."""
+        own = {k: changes[k] for k in (REQUESTED_BY,) if k in changes}
+        encoded = self.m.record.encode({k: v for k, v in changes.items() if k not in own})
+        encoded.update(own)
+        return encoded
+
     def _notices(self, rec: Record, old: StrEnum, new: StrEnum, step: Step) -> list[dict[str, Any]]:
         out = list(step.notices)
         if new != old and self.m.announce is not None:
             out.extend(self.m.announce(rec, new, step, self.env))
+        marker = _requested(rec) if new != old else None
+        if marker is not None:   # the notifications a requested change causes name who asked for it
+            out = [n if "actor" in (n.get("data") or {}) else {**n, "data": {**(n.get("data") or {}),
+                                                                             "actor": marker["by"]}} for n in out]
         return out
 
     def _claim_fields(self, release: bool) -> dict[str, Any]:
@@ -444,15 +480,17 @@ class Engine:
         if step.effect is None:
             if claimed and release:
                 changes.update(self._claim_fields(True))
+            by = _requested(rec) if new != old else None
             row = self._write(row, changes, claimed, notices=self._notices(rec, old, new, step))
             rec = self.m.record.from_row(row)
-            self._events(rec, step)
+            self._events(rec, step, by)
             return row, rec, claimed and not release, new, step
         # Intent first, under a claim; then the side effect; then its outcome.
         intent_notices = self._notices(rec, old, new, step)
+        by = _requested(rec) if new != old else None
         if self.m.claims and not claimed and not intent_notices:
             now = self.env.now
-            taken = self.table.claim(row, self.worker, now + self.m.lease, now, self.m.record.encode(changes))
+            taken = self.table.claim(row, self.worker, now + self.m.lease, now, self._encode(changes))
             if taken is None:
                 raise LostClaim(row.row_key)
             row = taken
@@ -462,7 +500,7 @@ class Engine:
             row = self._write(row, changes, claimed, notices=intent_notices)
         claimed = self.m.claims
         rec = self.m.record.from_row(row)
-        self._events(rec, step)
+        self._events(rec, step, by)
         try:
             result = step.effect.run(self.env)
             outcome = result if isinstance(result, Step) else Step(set=dict(result or {}), close=step.close)
@@ -476,9 +514,10 @@ class Engine:
             changes.pop("next_attempt_at", None)  # the step's own wait stands
         if release and claimed:
             changes.update(self._claim_fields(True))
+        by = _requested(rec) if after != new else None
         row = self._write(row, changes, claimed, merge=True, notices=self._notices(rec, new, after, outcome))
         rec = self.m.record.from_row(row)
-        self._events(rec, outcome)
+        self._events(rec, outcome, by)
         return row, rec, claimed and not release, after, outcome
 
     def _failed(self, rec: Record, state: StrEnum, step: Step, err: AzureError) -> Step:
@@ -490,9 +529,11 @@ class Engine:
             raise MachineError(f"{self.m.name} {rec.key}: an error step may not ask for another side effect")
         return outcome
 
-    def _events(self, rec: Record, step: Step) -> None:
+    def _events(self, rec: Record, step: Step, requested: dict[str, Any] | None = None) -> None:
         if step.events and self.m.event_sink is not None:
             for event in step.events:
+                if requested is not None and isinstance(event.get("reason"), str):
+                    event = {**event, "reason": f"{event['reason']} (asked by {requested['by']})"}
                 self.m.event_sink(self.env, rec, event)
 
     def _keep_index(self, row: Row, state: StrEnum, close: bool) -> None:

@@ -61,7 +61,9 @@
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (e) { body = { detail: text.slice(0, 300) }; }
         if (!r.ok) {
-          if (r.status === 401 || r.status === 403) {
+          // The app's own refusals (a role too low, nobody signed in) say why; the host's say nothing.
+          var own = body && typeof body.type === "string" && /:(forbidden|unauthenticated)$/.test(body.type);
+          if ((r.status === 401 || r.status === 403) && !own) {
             body = { detail: "The API answered " + r.status + ": open this page with the function key, " +
               "as " + location.pathname + "?code=<function key>" + (KEY ? " (the key given was refused)" : "") };
           }
@@ -519,7 +521,8 @@
       var took = next && parseTime(next.at) !== null && parseTime(it.at) !== null ? ago(parseTime(next.at) - parseTime(it.at)) : null;
       return h("li", { dataset: { status: it.status } }, badge(it.status), " ", time(it.at),
         took ? h("span", { class: "muted", text: " · for " + took }) : null,
-        it.why ? h("span", { class: "why", text: it.why }) : null);
+        it.why ? h("span", { class: "why", text: it.why }) : null,
+        it.by ? h("span", { class: "muted by", text: " · by " + it.by }) : null);
     }));
   }
 
