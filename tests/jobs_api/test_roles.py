@@ -12,6 +12,7 @@ import pytest
 from shared.machines.outbox import outbox_rows
 
 from .conftest import MODEL, Api, make_dataset, sim_job_posts
+from tests.dashboard.conftest import browser_context  # noqa: F401 - headless Chromium, as the dashboard's tests
 
 READER = "bob@example.com:Reader"
 OPERATOR = "alice@example.com:Operator"
@@ -276,3 +277,40 @@ def test_a_rollback_names_the_operator_in_history_events_and_notification(easy_a
                and row["event"]["subject"] == "roles-channel"]
     assert [n["data"].get("actor") for n in notices] == [None, "alice@example.com"]   # job two's roll, then alice's
     assert notices[-1]["data"]["model"] == before["previous_model"]
+
+
+# ------------------------------------------------------------------ the dashboard, for a Reader
+
+
+def test_the_dashboard_works_for_a_reader_and_says_why_a_change_is_refused(easy_auth, ctx, browser_context):
+    """Headless Chromium on the page the runner serves: a Reader sees the deployment (its
+    GETs), and the keep-alive change the Reader tries is refused with the API's reason."""
+    from shared.state.repos import utc_iso
+
+    from tests.dashboard.conftest import Page
+
+    runner, api = easy_auth()
+    runner.sign_in(READER)
+    name = "roles-dashboard"
+    pk, rk = ctx.repos.deployment_keys(name)
+    now = utc_iso()
+    ctx.repos.deployments.insert({"PartitionKey": pk, "RowKey": rk, "name": name, "state": "active",
+                                  "model": f"{MODEL}.ft-0123456789abcdef0123456789abcdef-roles", "sku": "Standard",
+                                  "capacity": 1, "keep_alive": "redeploy", "created_at": now, "updated_at": now})
+    page = Page(browser_context.new_page())
+    try:
+        page.open(f"{runner.base_url}/dashboard#/deployments/{name}")
+        assert name in page.inner_text("main") and page.inner_text("#keep-alive-now") == "redeploy"
+        page.select_option("#keep-alive", "none")
+        page.evaluate("document.body.dataset.state = 'acting'")
+        page.click("#keep-alive-save")
+        page.ready()
+        notice = page.inner_text("#notice")
+        assert "Could not change the keep-alive" in notice, notice
+        assert "needs the Operator role; bob@example.com holds Reader" in notice, notice
+        assert "function key" not in notice   # the API's reason, not the page's guess about a missing key
+        assert api.get(f"/deployments/{name}").json()["keep_alive"] == "redeploy"
+        # The one failed request the browser reports is that refused PATCH.
+        assert [e for e in page.errors if "403" not in e] == [], page.errors
+    finally:
+        page.close()
