@@ -169,24 +169,9 @@ class Clients:
 
     # --- notifications -----------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
-        """TLS for outgoing HTTPS the SDKs do not make (the notifier's webhooks): the
-        system's roots, plus the local CA when ``LOCAL_CA_BUNDLE`` is set."""
+        """TLS for outgoing HTTPS the SDKs do not make (the notifier's webhooks and Event
+        Grid topic): the system's roots, plus the local CA when ``LOCAL_CA_BUNDLE`` is set."""
         return self._ssl_context()
-
-    @cached_property
-    def eventgrid(self):
-        """The publisher of the Event Grid custom topic (``NOTIFY_EVENTGRID_ENDPOINT``), with
-        managed identity; None when no topic is configured. No SDK retries: the notifier
-        retries each event with its own backoff."""
-        endpoint = self.settings.notify_eventgrid_endpoint
-        if not endpoint:
-            return None
-        from azure.eventgrid import EventGridPublisherClient
-
-        kwargs: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 20, "retry_total": 0}
-        if self.settings.local_ca_bundle:
-            kwargs["connection_verify"] = self.settings.local_ca_bundle
-        return EventGridPublisherClient(endpoint, self.credential, **kwargs)
 
     # --- ARM and Azure Monitor -------------------------------------------------------
     def _arm_scopes(self) -> list[str]:

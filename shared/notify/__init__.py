@@ -111,7 +111,8 @@ def configured_sinks(ctx) -> list[Sink]:
         tls = ctx.clients.ssl_context()
         sinks += [WebhookSink(w, tls) for w in settings.notify_webhooks]
     if settings.notify_eventgrid_endpoint:
-        sinks.append(EventGridSink(ctx.clients.eventgrid, settings.notify_eventgrid_endpoint))
+        sinks.append(EventGridSink(ctx.clients.credential, settings.notify_eventgrid_endpoint,
+                                   ctx.clients.ssl_context()))
     return sinks
 
 

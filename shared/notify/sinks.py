@@ -6,13 +6,14 @@ recorded error or a repr (Teams and Slack URLs carry their secret in the path or
 query): an error names the sink, or scheme://host at most, and any text that came back
 from the other side is scrubbed of the URL before it is kept.
 
-Webhooks are sent with the standard library's ``http.client``: one request, no
-redirects followed, no retries here (the notifier retries, per row, with backoff), and
-no library logging that would print the URL.
+Both are sent with the standard library's ``http.client``: one request, bounded
+timeouts, no redirects followed, no retries here (the notifier retries, per row and
+sink, with backoff), and no library logging that would print the URL.
 """
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import re
 import ssl
@@ -20,10 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
-from ..core.clock import parse_time
 from ..core.errors import AzureError, ErrorKind, kind_for, retry_after_seconds
 from ..settings import EVENTGRID_SINK, WebhookConfig
-from .formats import render
+from .formats import USER_AGENT, render
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,30 @@ def scrub(text: str, url: str | None) -> str:
     return text[:300]
 
 
+def _post(name: str, url: str, body: bytes, headers: Mapping[str, str], tls: ssl.SSLContext,
+          timeout: float) -> tuple[int, Any, bytes] | Outcome:
+    """One POST, no redirect followed, no retry: (status, headers, the answer's start), or
+    the failed :class:`Outcome` of a request that got no answer (named by ``name``)."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                                                       context=tls)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("POST", target, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read(_MAX_ANSWER)
+    except (OSError, http.client.HTTPException) as exc:
+        what = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
+        return Outcome.failed(f"{name}: {what} ({type(exc).__name__}: {scrub(str(exc), url)})")
+    except Exception as exc:  # anything else is a failure of this attempt too, never a crash of the tick
+        return Outcome.failed(f"{name}: {type(exc).__name__}: {scrub(str(exc), url)}")
+    finally:
+        conn.close()
+
+
 class Sink:
     name: str
     where: str
@@ -109,27 +133,10 @@ class WebhookSink(Sink):
 
     def send(self, event: Mapping[str, Any]) -> Outcome:
         body, headers = render(self.format, event)
-        url = self.config.url
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if parts.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, timeout=self._timeout, context=self._ssl)
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self._timeout)
-        try:
-            conn.request("POST", target, body=body, headers=headers)
-            resp = conn.getresponse()
-            answer = resp.read(_MAX_ANSWER)
-            status, resp_headers = resp.status, resp.headers
-        except (OSError, http.client.HTTPException) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
-            return Outcome.failed(f"{self.name}: {what} ({type(exc).__name__}: {scrub(str(exc), url)})")
-        except Exception as exc:  # anything else is a failure of this attempt too, never a crash of the tick
-            return Outcome.failed(f"{self.name}: {type(exc).__name__}: {scrub(str(exc), url)}")
-        finally:
-            conn.close()
-        return self._judge(status, resp_headers, answer)
+        answered = _post(self.name, self.config.url, body, headers, self._ssl, self._timeout)
+        if isinstance(answered, Outcome):
+            return answered
+        return self._judge(*answered)
 
     def _judge(self, status: int, headers: Any, answer: bytes) -> Outcome:
         text = scrub(answer.decode("utf-8", "replace"), self.config.url)
@@ -152,34 +159,46 @@ class WebhookSink(Sink):
 
 class EventGridSink(Sink):
     """The Event Grid custom topic (CloudEvents 1.0 input schema): each event is published
-    as itself, with its id, with the app's managed identity (``EventGrid Data Sender``)."""
+    as itself, with its id, in a batch of one (``application/cloudevents-batch+json``, the
+    topic's REST API ``2018-01-01``), with a token of the app's managed identity for
+    ``https://eventgrid.azure.net`` (the ``EventGrid Data Sender`` role; the topic refuses
+    keys). Sent like a webhook: one request, bounded timeouts, no retries here (the SDK's
+    publisher for basic topics drops its retry and timeout options, and its retries would
+    sleep inside the notifier's tick)."""
 
-    def __init__(self, client: Any, endpoint: str) -> None:
-        self.client = client
+    SCOPE = "https://eventgrid.azure.net/.default"
+    API_VERSION = "2018-01-01"
+
+    def __init__(self, credential: Any, endpoint: str, ssl_context: ssl.SSLContext | None = None,
+                 timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        self.credential = credential
         self.name = EVENTGRID_SINK
         parts = urlsplit(endpoint)
         self.where = f"{parts.scheme}://{parts.netloc}"
+        sep = "&" if parts.query else "?"
+        self._url = endpoint if "api-version=" in parts.query else f"{endpoint}{sep}api-version={self.API_VERSION}"
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._timeout = timeout
 
     def send(self, event: Mapping[str, Any]) -> Outcome:
-        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-        from azure.core.messaging import CloudEvent
-
-        extensions = {k: v for k, v in event.items() if k not in (
-            "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data")}
-        cloud_event = CloudEvent(source=event["source"], type=event["type"], data=event.get("data"),
-                                 subject=event.get("subject"), id=event["id"], time=parse_time(event.get("time")),
-                                 datacontenttype=event.get("datacontenttype") or "application/json",
-                                 extensions=extensions or None)
         try:
-            self.client.send([cloud_event])
-        except HttpResponseError as exc:
-            status = exc.status_code
-            headers = getattr(exc.response, "headers", None)
-            retry = retry_after_seconds(headers)
-            message = scrub(getattr(exc, "reason", None) or str(exc).split("\n")[0], None)
-            return Outcome.failed(f"{self.name}: HTTP {status}: {message}", status, retry, message)
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            return Outcome.failed(f"{self.name}: connection failed ({type(exc).__name__}: {scrub(str(exc), None)})")
-        except Exception as exc:  # e.g. no managed identity token: a failure of this attempt, retried
-            return Outcome.failed(f"{self.name}: {type(exc).__name__}: {scrub(str(exc), None)}")
-        return Outcome(True, status=200)
+            token = self.credential.get_token(self.SCOPE).token
+        except Exception as exc:  # e.g. no managed identity here: a failure of this attempt, retried
+            return Outcome.failed(f"{self.name}: no token for {self.SCOPE} ({type(exc).__name__}: "
+                                  f"{scrub(str(exc), None)})")
+        body = json.dumps([dict(event)], ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+        headers = {"Content-Type": "application/cloudevents-batch+json; charset=utf-8", "User-Agent": USER_AGENT,
+                   "Authorization": f"Bearer {token}"}
+        answered = _post(self.name, self._url, body, headers, self._ssl, self._timeout)
+        if isinstance(answered, Outcome):
+            return answered
+        status, resp_headers, answer = answered
+        if 200 <= status < 300:
+            return Outcome(True, status=status)
+        text = scrub(answer.decode("utf-8", "replace"), None)
+        try:
+            message = (json.loads(text).get("error") or {}).get("message") or text
+        except (ValueError, AttributeError):
+            message = text
+        retry = retry_after_seconds(resp_headers)
+        return Outcome.failed(f"{self.name}: HTTP {status}: {str(message)[:200]}", status, retry, str(message))
