@@ -692,6 +692,9 @@ class LocalRunner:
         log.info("Local runner: %d HTTP route(s) at %s, %d timer(s), %d blob trigger(s), functionTimeout %s",
                  len(self.routes), self.base_url if self.routes else "-", len(self.timers), len(self.blobs),
                  "none (-1)" if self.function_timeout is None else format_timespan(self.function_timeout))
+        if self.principal_headers is not None:
+            log.info("App Service authentication (LOCAL_PRINCIPAL): requests are signed in as %s",
+                     self.principal_headers.get("X-MS-CLIENT-PRINCIPAL-NAME") or "nobody (anonymous)")
         return self
 
     def stop(self) -> None:

@@ -8,7 +8,9 @@
 // function key alone (no Entra ID token), so a request nobody signed in to must still
 // reach the app. The function host checks the key on every route first, and the app
 // gives such a request the role API_KEY_ROLE names (operator, reader, or none: 401).
-// RedirectToLoginPage or Return401 would refuse every key-only call at the platform.
+// RedirectToLoginPage or Return401 would refuse every key-only call at the platform, and
+// Event Grid's BlobCreated deliveries to the blob trigger's webhook too (they carry the
+// blobs_extension key, never an Entra ID token).
 //
 // Bicep cannot create the app registration (that needs the Microsoft Graph extension);
 // create it once, with the app roles Reader and Operator (README "Who may do what"),

@@ -11,6 +11,10 @@ job.succeeded, job.failed, job.gate_failed, job.stalled, job.waiting_long,
 deployment.deployed, deployment.rolled_forward, deployment.restored, deployment.expired,
 deployment.blocked, deployment.expiring (policy none, deleted in N hours),
 deployment.retiring (its model retires soon).
+
+An event a request through the API caused (a rollback the monitor carries out) names who
+made it: ``actor`` in its data, the signed-in principal's name or "function key" (added
+by the engine from the row's ``requested_by``; see :mod:`shared.machines.engine`).
 """
 from __future__ import annotations
 
