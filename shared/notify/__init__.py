@@ -313,8 +313,9 @@ class Notifier:
     def _send(sink: Sink, event: dict[str, Any]) -> Outcome:
         try:
             return sink.send(event)
-        except Exception as exc:  # a sink's bug is a failed attempt, never a crashed tick
-            return Outcome.failed(f"{sink.name}: {type(exc).__name__}: {scrub(str(exc), None)}")
+        except Exception as exc:  # a sink's bug is a failed attempt of this event, never a crashed tick
+            return Outcome(False, f"{sink.name}: {type(exc).__name__}: {scrub(str(exc), None)}",
+                           kind=ErrorKind.INVALID)
 
     def _record(self, table, claimed, event: dict[str, Any], delivered: list[str], failing: dict[str, Any],
                 given_up: dict[str, str], still: list[Sink], now: datetime, report: NotifyReport) -> int:

@@ -64,7 +64,8 @@ class Outcome:
 
 def scrub(text: str, url: str | None) -> str:
     """``text`` without ``url`` or any part of it past the host (path, query, fragment),
-    on one line and short: for messages that came from a socket, TLS or the receiver."""
+    and any other URL cut to scheme://host, on one line and short: for messages that came
+    from a socket, TLS, an exception or the receiver."""
     text = " ".join(str(text).split())
     if url:
         parts = urlsplit(url)
@@ -75,8 +76,8 @@ def scrub(text: str, url: str | None) -> str:
         secrets += [unquote(p) for p in pieces if len(p) >= 8] + [p for p in pieces if len(p) >= 8]
         for piece in sorted({p for p in secrets if p and p != "/" and len(p) >= 4}, key=len, reverse=True):
             text = text.replace(piece, "…")
-        # Any URL that remains (the receiver echoing one) is cut to scheme://host.
-        text = re.sub(r"(https?://[^/\s?#]+)[^\s\"'<>]*", r"\1/…", text)
+    # Any URL that remains (a receiver echoing one, an exception naming one) is cut to scheme://host.
+    text = re.sub(r"(https?://[^/\s?#]+)[^\s\"'<>]*", r"\1/…", text)
     return text[:300]
 
 
@@ -132,7 +133,11 @@ class WebhookSink(Sink):
         return self.config.wants(kind)
 
     def send(self, event: Mapping[str, Any]) -> Outcome:
-        body, headers = render(self.format, event)
+        try:
+            body, headers = render(self.format, event)
+        except Exception as exc:  # an event this format cannot render: this event's refusal, not an outage
+            return Outcome(False, f"{self.name}: cannot render it as {self.format} ({type(exc).__name__}: "
+                                  f"{scrub(str(exc), None)})", kind=ErrorKind.INVALID)
         answered = _post(self.name, self.config.url, body, headers, self._ssl, self._timeout)
         if isinstance(answered, Outcome):
             return answered

@@ -183,3 +183,28 @@ def test_backoff_is_exponential_and_retry_after_is_honoured_up_to_an_hour():
 def test_a_webhook_config_never_shows_its_url():
     w = WebhookConfig(name="ops", format="slack", url=SLACK)
     assert "XXXXslacksecretXXXX" not in repr(w) and w.where == "https://hooks.slack.com"
+
+
+def test_a_teams_connector_that_answers_200_with_an_error_is_a_failure():
+    from shared.notify import WebhookSink
+
+    hook = WebhookSink(WebhookConfig(name="ops", format="teams", url=TEAMS))
+    outcome = hook._judge(200, {}, b"Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0")
+    assert not outcome.ok and outcome.kind == ErrorKind.TRANSIENT and outcome.status == 429
+    assert hook._judge(200, {}, b"1").ok
+
+
+def test_an_event_a_sink_cannot_handle_is_refused_not_an_outage():
+    from shared.notify import Notifier, Sink, WebhookSink
+
+    class Broken(Sink):
+        name, where = "broken", "https://broken.example"
+
+        def send(self, event):
+            raise RuntimeError(f"bug while sending to {SLACK}")
+
+    outcome = Notifier._send(Broken(), event())
+    assert not outcome.ok and outcome.kind == ErrorKind.INVALID and not outcome.transient
+    assert "XXXXslacksecretXXXX" not in outcome.reason
+    unrenderable = WebhookSink(WebhookConfig(name="ops", format="slack", url=SLACK)).send({"type": "x"})
+    assert unrenderable.kind == ErrorKind.INVALID and "cannot render it as slack" in unrenderable.reason
