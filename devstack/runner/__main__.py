@@ -56,10 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**base_values(), **os.environ}
     os.environ.update(env)  # the function app reads its settings from the environment
-    runner = LocalRunner(load_app(), env=env, host_json=ROOT / "host.json", http_host=args.host,
-                         http_port=args.port, blob_poll_interval=args.poll_interval,
-                         enable_timers=not args.no_timers, enable_blobs=not args.no_blobs,
-                         principal=args.principal)
+    try:
+        runner = LocalRunner(load_app(), env=env, host_json=ROOT / "host.json", http_host=args.host,
+                             http_port=args.port, blob_poll_interval=args.poll_interval,
+                             enable_timers=not args.no_timers, enable_blobs=not args.no_blobs,
+                             principal=args.principal)
+    except ValueError as exc:  # a malformed LOCAL_PRINCIPAL / --principal: say so, no traceback
+        print(f"python -m devstack.runner: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
