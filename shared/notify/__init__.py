@@ -236,6 +236,7 @@ class Notifier:
         too_old = self._too_old(row, now)
         due: list[Sink] = []
         give_up_now: dict[str, str] = {}
+        sink_down = False
         for s in pending:
             if (s.name, resource) in blocked:
                 continue
@@ -243,16 +244,17 @@ class Notifier:
             if at is not None and at > now:
                 continue
             if s.name in tripped:
+                sink_down = True
                 if too_old:
                     give_up_now[s.name] = self._give_up_reason(failing.get(s.name), tripped[s.name])
                 continue
             due.append(s)
         if not due and not give_up_now:
-            wait_behind(pending)
-            if any(s.name in tripped and (s.name, resource) not in blocked for s in pending):
+            if sink_down:
                 report.deferred += 1
             else:
                 report.waiting += 1
+            wait_behind(pending)
             return 0
         claimed = table.claim(row, self.worker, now + self.lease, now)
         if claimed is None:

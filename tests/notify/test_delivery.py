@@ -130,8 +130,9 @@ def test_a_429_with_retry_after_rests_the_sink_for_every_event(ctx, receiver):
     assert row["failing"]["hook"]["status"] == 429 and row["next_attempt_at"] == "2026-03-02T09:05:00Z"
     assert "Retry-After 300 s" in row["last_error"]
     write_event(ctx, "job.succeeded", "ftjob-other", T0 + minutes(1))   # another resource
-    notifier.tick(T0 + minutes(2))
+    report = notifier.tick(T0 + minutes(2))
     assert len(receiver.requests) == 1, "the sink asked to wait 5 minutes: not even another resource's event goes"
+    assert (report.waiting, report.deferred, report.failed) == (1, 1, 0)   # in its backoff; behind the resting sink
     notifier.tick(T0 + minutes(5))
     assert len(receiver.requests) == 3 and pending(ctx) == []
 
