@@ -174,8 +174,8 @@ class Notifier:
                 log.warning("notifier: row %s/%s of %s failed: %s", row.partition_key, row.row_key, table.name,
                             scrub(f"{type(exc).__name__}: {exc}", None))
         report.seconds = round(time.monotonic() - started, 3)
-        if report.sent or report.failed or report.given_up or report.deleted:
-            log.info("notifier: %s", report.summary())
+        busy = report.sent or report.failed or report.given_up or report.deleted or report.stopped
+        log.log(logging.INFO if busy else logging.DEBUG, "notifier: %s", report.summary())
         return report
 
     def _resting(self, rows, now: datetime) -> dict[str, str]:
