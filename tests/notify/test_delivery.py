@@ -266,3 +266,13 @@ def test_a_tick_is_bounded_and_the_next_one_goes_on(ctx, receiver, limit):
     while pending(ctx):
         notifier.tick(T0 + minutes(3))
     assert len(set(ids_of(receiver))) == 10
+
+
+def test_a_sink_taken_out_of_the_configuration_is_no_longer_waited_for(ctx, receivers):
+    kept, dropped = receivers().up(), receivers()
+    write_event(ctx, "job.succeeded", "ftjob-r", T0)
+    Notifier(ctx, sinks=[sink("kept", "generic", kept.url()), sink("dropped", "generic", dropped.url())]).tick(T0)
+    [row] = pending(ctx)
+    assert row["delivered"] == ["kept"] and "dropped" in row["failing"]
+    Notifier(ctx, sinks=[sink("kept", "generic", kept.url())]).tick(T0 + minutes(1))
+    assert pending(ctx) == [] and len(kept.requests) == 1, "deleted, not sent again to the sink that has it"

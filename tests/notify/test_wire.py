@@ -146,3 +146,34 @@ def test_the_notifier_timer_delivers_what_real_state_changes_wrote(ctx, app_env,
     assert len(receiver.requests) == len(written)
     [fail] = [r for r in receiver.requests if r.headers["x-event-type"] == "job.failed"]
     assert "Too few examples." in fail.body["text"] and failed.row_key in fail.body["text"]
+
+
+def test_the_local_runner_fires_the_notifier_on_its_schedule(ctx, app_env, receiver, monkeypatch):
+    """With its timers on (as `make run` starts it), the runner calls the notifier on
+    NOTIFY_SCHEDULE like the monitor and the keeper."""
+    import time
+
+    from devstack.runner import LocalRunner, load_app
+    from shared.context import get_context
+    from shared.settings import get_settings
+
+    receiver.up()
+    hooks = f"generic={receiver.url()}"
+    rare = "0 0 0 1 1 *"   # the other timers stay out of the way
+    env = {**app_env, "NOTIFY_WEBHOOKS": hooks, "NOTIFY_SCHEDULE": "*/1 * * * * *", "MONITOR_SCHEDULE": rare,
+           "KEEPER_SCHEDULE": rare}
+    for k in ("NOTIFY_WEBHOOKS", "NOTIFY_SCHEDULE", "MONITOR_SCHEDULE", "KEEPER_SCHEDULE"):
+        monkeypatch.setenv(k, env[k])
+    get_settings.cache_clear()
+    get_context.cache_clear()
+    sent = write_event(get_context(), "deployment.restored", "chat-r", T0)
+    runner = LocalRunner(load_app(), env=env, enable_blobs=False)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    assert [r.body["id"] for r in receiver.requests] == [sent["id"]]
+    assert ("notifier", "timer") in runner.invocations and pending(get_context()) == []
