@@ -56,7 +56,7 @@ def baseline(path: str) -> dict:
             "peak_rss_mb": _rss_mb()}
 
 
-def validate(path: str, model: str, exact_tokens: bool) -> dict:
+def validate(path: str, model: str, exact_tokens: bool, quick_estimate: bool = False) -> dict:
     import shared.tokens as tokens
     from shared.validation import validate_path
 
@@ -75,14 +75,14 @@ def validate(path: str, model: str, exact_tokens: bool) -> dict:
 
         cls.__init__ = timed_init
     wall, cpu = time.perf_counter(), time.process_time()
-    report = validate_path(path, model=model, exact_tokens=exact_tokens)
+    report = validate_path(path, model=model, exact_tokens=exact_tokens, sample_tokens=not quick_estimate)
     seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
     s = report.stats
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "valid": report.valid,
             "error_counts": report.error_counts, "warning_counts": report.warning_counts,
             "examples": s.get("examples"), "bytes": s.get("bytes"), "total_tokens": s.get("total_tokens"),
             "assistant_tokens": s.get("assistant_tokens"), "tokens_exact": s.get("tokens_exact"),
-            "exactly_counted_examples": s.get("exactly_counted_examples"),
+            "exactly_counted_examples": s.get("exactly_counted_examples"), "token_estimate": s.get("token_estimate"),
             "encodings_loaded": {k: round(v, 3) for k, v in loads.items()}, "peak_rss_mb": _rss_mb()}
 
 
@@ -160,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("target")
     p.add_argument("--model")
     p.add_argument("--exact-tokens", action="store_true")
+    p.add_argument("--quick-estimate", action="store_true")
     args = p.parse_args(argv)
     if args.mode == "baseline":
         out = baseline(args.target)
     elif args.mode == "validate":
-        out = validate(args.target, args.model, args.exact_tokens)
+        out = validate(args.target, args.model, args.exact_tokens, args.quick_estimate)
     else:
         out = intake(args.target)
     sys.stdout.write(json.dumps(out) + "\n")

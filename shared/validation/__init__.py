@@ -34,15 +34,25 @@ whole), ``error_counts`` and ``warning_counts`` (all of them, per code) and
   over valid examples. Reinforcement examples count their messages and tools
   only (the other fields are the grader's, not the model's input).
 
-  Tokens are counted with the model's encoding only where it can change the
-  verdict: a token is at least one byte, so an example whose line (plus a flat
-  figure per image) is no longer in bytes than the model's limit cannot exceed
-  it. ``exact_tokens=True`` (``--exact-tokens``) counts every example.
-  ``tokens_exact`` says whether every valid example was counted; when not, the
-  other examples' figures are estimates (characters x UTF-8 bytes per character,
-  sampled from every 64th example, / 4, plus the per-message overheads), and
-  ``max_tokens_per_example_bound`` is a true upper bound of the largest example.
-  ``exactly_counted_examples`` says how many were counted;
+  The verdict needs the model's encoding only for an example that may reach the
+  limit: a token is at least one byte, so an example whose line (plus a flat
+  figure per image) is no longer in bytes than the limit cannot exceed it. The
+  token figures of the other examples are estimated from a systematic sample
+  counted exactly (the first 16 examples, then every k-th, k a power of two
+  chosen from the file's size for a few hundred examples: a small file is counted
+  whole): tokens = ratio x characters + the per-message overheads, the ratio
+  measured on the sample. ``token_estimate`` says how: ``method`` (``sample``, or
+  ``characters`` — characters x UTF-8 bytes per character / 4, no encoding loaded —
+  with ``sample_tokens=False``, ``--quick-estimate``), ``sampled_examples``,
+  ``estimated_examples`` and ``relative_error_95`` (the ratio estimator's 95 %
+  bound, relative to ``total_tokens``). ``exact_tokens=True`` (``--exact-tokens``)
+  counts every example. ``tokens_exact`` says whether every valid example was
+  counted; ``max_tokens_per_example_bound`` is a true upper bound of the largest
+  example; ``exactly_counted_examples`` says how many were counted;
+- ``assumed_epochs``, ``estimated_billable_tokens`` (per epoch x epochs) and
+  ``epochs_assumption``: the epochs the service is assumed to choose when a job
+  leaves ``n_epochs`` out (OpenAI's published default: 3, raised so that training
+  sees 100 examples, at most 25, lowered so that it sees at most 25,000);
 - ``examples_without_system_message``, ``distinct_system_messages``,
   ``duplicates`` and ``duplicate_check_complete`` (false past 1,572,864 distinct
   examples, see :mod:`shared.validation.dedupe`);

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--exact-tokens", action="store_true",
                    help="count every example's tokens exactly (slower; otherwise figures are estimates)")
+    p.add_argument("--quick-estimate", action="store_true",
+                   help="estimate tokens as characters / 4 without loading the model's encoding (unless an example "
+                        "may reach the limit); by default a sample of a few hundred examples is counted exactly")
     return p
 
 
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     method = args.method or ("reinforcement" if args.grader else "supervised")
     try:
-        report = validate_path(path, model=args.model, method=method, exact_tokens=args.exact_tokens, **extra)
+        report = validate_path(path, model=args.model, method=method, exact_tokens=args.exact_tokens,
+                               sample_tokens=not args.quick_estimate, **extra)
     except OSError as exc:
         print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -26,6 +26,8 @@ Source = Union[BinaryIO, Iterable[bytes], bytes, bytearray, memoryview]
 
 MAX_ISSUES = 100  # errors (and warnings) listed in full; all are counted per code
 CHUNK_SIZE = 1 << 20  # bytes read at a time from a file-like source
+SAMPLE_TARGET = 256  # examples counted exactly for the token estimate (about; see _Run.set_sample_stride)
+SAMPLE_BYTES_PER_EXAMPLE = 1024
 # Lines longer than this are not read. The longest token of cl100k_base and o200k_base is 128
 # bytes, so a line this long would need an average of 256 bytes per token to fit a 65,536-token
 # context: no real example is both that long and within the limit.
@@ -118,7 +120,18 @@ class ValidationReport:
                 if s.get("estimated_billable_tokens_per_epoch") is None:
                     out.append("  billed per training hour, not per token (reinforcement fine-tuning)")
                 else:
-                    out.append(f"  billable tokens per epoch: {approx}{s['estimated_billable_tokens_per_epoch']:,}")
+                    out.append(f"  billable tokens per epoch: {approx}{s['estimated_billable_tokens_per_epoch']:,}; "
+                               f"for the job: {approx}{s['estimated_billable_tokens']:,} over {s['assumed_epochs']} "
+                               f"epochs ({s['epochs_assumption']})")
+                how = s.get("token_estimate")
+                if not s.get("tokens_exact") and how:
+                    if how.get("method") == "sample" and how.get("relative_error_95") is not None:
+                        out.append(f"  estimated from {how['sampled_examples']:,} of {how['estimated_examples']:,} "
+                                   f"examples counted exactly: within ±{100 * how['relative_error_95']:.1f} % "
+                                   f"(95 %)")
+                    elif how.get("method") == "characters":
+                        out.append("  estimated from characters / 4 (without --quick-estimate: a counted sample, "
+                                   "within about 1 %)")
             if s.get("grader_item_fields") is not None:
                 fields = ", ".join(s["grader_item_fields"]) or "none"
                 out.append(f"  fields the grader reads (checked in every example): {fields}")
@@ -250,7 +263,7 @@ class _Run:
     """The state of one validation pass."""
 
     def __init__(self, info: ModelInfo, method: str, exact_tokens: bool, out: _Collector,
-                 item_paths: Iterable[tuple[str, ...]] = ()):
+                 item_paths: Iterable[tuple[str, ...]] = (), sample_tokens: bool = True):
         self.info = info
         self.ctx = Ctx(info, item_paths)
         self.method = method
@@ -259,10 +272,21 @@ class _Run:
         self.kind = "dpo" if method == "dpo" else "rft" if method == "reinforcement" else info.format
         self.check = {"dpo": check_dpo, "completion": check_completion, "chat": check_chat,
                       "rft": check_rft}[self.kind]
-        # UTF-8 bytes per character of the examples' text, sampled (every 64th valid example),
-        # for the cheap token estimate: tokens ~ characters * bytes per character / 4.
+        # The estimate of the examples not counted exactly. With ``sample_tokens``, a systematic
+        # sample of them (the first 16, then every ``sample_mask + 1``-th valid example, the stride
+        # chosen from the file's size for about SAMPLE_TARGET examples) is counted exactly, and
+        # tokens = ratio * characters + overheads, the ratio measured on the sample (a ratio
+        # estimator, with its error bound). Without, the ratio is the sample's UTF-8 bytes per
+        # character / 4 (no encoding loaded).
+        self.sample_tokens = sample_tokens and not exact_tokens
+        self.sample_mask = 0              # every example, unless the file's size sets a stride
         self.sample_chars = 0
         self.sample_bytes = 0
+        self.s_n = 0                      # sampled examples, and the sums of the ratio estimator:
+        self.s_x = self.s_y = 0           # x = characters, y = exact tokens - overheads
+        self.s_xx = self.s_xy = self.s_yy = 0
+        self.s_ax = self.s_ay = 0         # the same for the trainable assistant messages
+        self.s_max = 0                    # the largest sampled example's tokens
         self.limit = info.max_tokens_per_example
         self.encoding = info.encoding
         self.lineno = 0
@@ -304,6 +328,7 @@ class _Run:
         check, ctx, out = self.check, self.ctx, self.out
         limit, exact_tokens, checks_system, kind = self.limit, self.exact_tokens, self.checks_system, self.kind
         fast = kind == "chat" and not exact_tokens
+        smask = self.sample_mask
         dupes = self.dupes
         keys, first_lines, mask, room = dupes.keys, dupes.lines, dupes.mask, dupes.room
         last_system = self.system_last
@@ -411,10 +436,8 @@ class _Run:
                         est_nassist += nassist
                         if chars + 4 * overhead > max_key:
                             max_key, max_est = chars + 4 * overhead, (chars, overhead)
-                        if not n & 63 or n < 16:  # calibration sample for the estimate
-                            c, b = text_sizes(obj)
-                            self.sample_chars += c
-                            self.sample_bytes += b
+                        if not n & smask or n < 16:  # calibration sample for the estimate
+                            self._sample(obj, chars, overhead, achars, _PER_MESSAGE * nassist)
                         if bound > max_bound:
                             max_bound = bound
                         if system is None:
@@ -479,10 +502,8 @@ class _Run:
                     est_aover += aoverhead
                     if chars + 4 * overhead > max_key:
                         max_key, max_est = chars + 4 * overhead, (chars, overhead)
-                    if not n & 63 or n < 16:  # calibration sample for the estimate
-                        c, b = text_sizes(obj)
-                        self.sample_chars += c
-                        self.sample_bytes += b
+                    if not n & smask or n < 16:  # calibration sample for the estimate
+                        self._sample(obj, chars, overhead, achars, aoverhead)
                 if bound > max_bound:
                     max_bound = bound
                 if checks_system:
@@ -505,6 +526,57 @@ class _Run:
             self.est_achars += est_achars
             self.est_aover += est_aover + _PER_MESSAGE * est_nassist
             self.max_est_key, self.max_est, self.max_bound = max_key, max_est, max_bound
+
+    def set_sample_stride(self, size: int) -> None:
+        """About SAMPLE_TARGET sampled examples in a file of ``size`` bytes, taken as one
+        example per SAMPLE_BYTES_PER_EXAMPLE: a function of the size alone, so that the
+        report does not depend on how the bytes were chunked."""
+        stride = 1
+        while stride * 2 * SAMPLE_TARGET * SAMPLE_BYTES_PER_EXAMPLE <= size:
+            stride *= 2
+        self.sample_mask = stride - 1
+
+    def _sample(self, obj: dict, chars: int, overhead: int, achars: int, aoverhead: int) -> None:
+        if not self.sample_tokens:
+            c, b = text_sizes(obj)
+            self.sample_chars += c
+            self.sample_bytes += b
+            return
+        tokens, assistant = count_example(self.kind, obj, self.encoding)
+        y = tokens - overhead
+        self.s_n += 1
+        self.s_x += chars
+        self.s_y += y
+        self.s_xx += chars * chars
+        self.s_xy += chars * y
+        self.s_yy += y * y
+        self.s_ax += achars
+        self.s_ay += assistant - aoverhead
+        if tokens > self.s_max:
+            self.s_max = tokens
+
+    def _estimate(self) -> tuple[float, float, dict[str, Any] | None]:
+        """(tokens per character, of the assistant's, the estimate's description)."""
+        estimated = self.valid_examples - self.counted
+        if not self.sample_tokens:
+            ratio = self.sample_bytes / (4 * self.sample_chars) if self.sample_chars else 0.25
+            return ratio, ratio, ({"method": "characters", "sampled_examples": 0, "estimated_examples": estimated,
+                                   "relative_error_95": None} if estimated else None)
+        if not self.s_n or not self.s_x:
+            return 0.25, 0.25, None
+        r = self.s_y / self.s_x
+        ra = self.s_ay / self.s_ax if self.s_ax else r
+        n, big_n = self.s_n, max(estimated, self.s_n)
+        total = r * self.est_chars + self.est_over + self.counted_tokens
+        if n > 1 and total > 0:
+            # Var(T) = N^2 (1 - n/N) s_d^2 / n, d = y - r x (the ratio estimator's residuals)
+            ss = max(0.0, self.s_yy - 2 * r * self.s_xy + r * r * self.s_xx)
+            var = big_n * big_n * (1 - n / big_n) * (ss / (n - 1)) / n
+            bound = round(1.96 * var ** 0.5 / total, 5)
+        else:
+            bound = 0.0 if n == big_n else None
+        return r, ra, {"method": "sample", "sampled_examples": n, "estimated_examples": estimated,
+                       "relative_error_95": bound}
 
     def secrets(self, line: bytes, n: int) -> None:
         what = find_secret(line)
@@ -617,12 +689,16 @@ class _Run:
                             f"the system message differs from the one on line {self.system_first_line}; the file "
                             f"has {count}{more} different system messages: the model learns best with the one "
                             f"you will use in production, the same in every example")
-        ratio = self.sample_bytes / (4 * self.sample_chars) if self.sample_chars else 0.25
-        estimated = int(self.est_chars * ratio) + self.est_over
+        ratio, aratio, how = self._estimate()
+        estimated = round(self.est_chars * ratio) + self.est_over
         total = self.counted_tokens + estimated
-        max_tokens = max(self.max_tokens, int(self.max_est[0] * ratio) + self.max_est[1] if self.max_est_key >= 0
+        max_tokens = max(self.max_tokens, round(self.max_est[0] * ratio) + self.max_est[1] if self.max_est_key >= 0
                          else 0)
-        exact = self.counted == self.valid_examples
+        counted = self.counted
+        if how and how["method"] == "sample" and how["sampled_examples"] == how["estimated_examples"]:
+            counted += self.s_n  # every example was in the sample: the figures are exact
+            max_tokens = max(self.max_tokens, self.s_max)
+        exact = counted == self.valid_examples
         return {
             "format": self.kind,
             "lines": self.lineno,
@@ -631,11 +707,12 @@ class _Run:
             "encoding": self.encoding,
             "token_limit": self.limit,
             "tokens_exact": exact,
-            "exactly_counted_examples": self.counted,
+            "exactly_counted_examples": counted,
             "total_tokens": total,
             "max_tokens_per_example": max_tokens,
             "max_tokens_per_example_bound": self.max_bound,
-            "assistant_tokens": self.counted_assistant + int(self.est_achars * ratio) + self.est_aover,
+            "assistant_tokens": self.counted_assistant + round(self.est_achars * aratio) + self.est_aover,
+            "token_estimate": how,
             "examples_without_system_message": self.without_system if checks_system else 0,
             "distinct_system_messages": len(self.system_variants),
             "duplicates": self.duplicates,
@@ -644,7 +721,35 @@ class _Run:
             **({"item_fields_in_every_example": sorted(self.ctx.common_fields or ())} if self.kind == "rft" else {}),
             # reinforcement fine-tuning is billed per training hour
             "estimated_billable_tokens_per_epoch": None if self.kind == "rft" else total,
+            **({} if self.kind == "rft" else _epochs_estimate(self.valid_examples, total)),
         }
+
+
+# When a job leaves n_epochs out, the service chooses it from the training data. The
+# assumption stated with the estimate is the rule OpenAI publishes for its default (the
+# cookbook's data-preparation notebook): 3 epochs, raised so that training sees at least 100
+# examples (at most 25 epochs), lowered so that it sees at most 25,000 (at least 1).
+TARGET_EPOCHS, MIN_TARGET_EXAMPLES, MAX_TARGET_EXAMPLES, MAX_DEFAULT_EPOCHS = 3, 100, 25_000, 25
+EPOCHS_ASSUMPTION = ("n_epochs left to the service: assumed 3, raised so that training sees at least 100 examples "
+                     "(at most 25 epochs) or lowered so that it sees at most 25,000 (at least 1); a job that sets "
+                     "n_epochs is billed for that many")
+
+
+def default_epochs(examples: int) -> int:
+    """The epochs the service is assumed to choose for a file of ``examples``."""
+    if not examples:
+        return TARGET_EPOCHS
+    if examples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        return min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // examples)
+    if examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        return max(1, MAX_TARGET_EXAMPLES // examples)
+    return TARGET_EPOCHS
+
+
+def _epochs_estimate(examples: int, per_epoch: int) -> dict[str, Any]:
+    epochs = default_epochs(examples)
+    return {"assumed_epochs": epochs, "estimated_billable_tokens": per_epoch * epochs,
+            "epochs_assumption": EPOCHS_ASSUMPTION}
 
 
 def _kind(value: Any) -> str:
@@ -690,7 +795,7 @@ def _start_problem(head: bytes) -> str | None:
 
 def validate(source: Source, *, model: str, method: str = "supervised", size: int | None = None,
              exact_tokens: bool = False, sha256: bool = False, grader: Any = None, response_format: Any = None,
-             chunk_size: int = CHUNK_SIZE) -> ValidationReport:
+             chunk_size: int = CHUNK_SIZE, sample_tokens: bool = True) -> ValidationReport:
     """Validates a JSON Lines training file for fine-tuning ``model`` with ``method``.
 
     ``grader`` (reinforcement only): the job's grader configuration (a dict). It is checked
@@ -701,11 +806,17 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
 
     ``source`` is a binary file-like object (``.read(n)``), an iterable of ``bytes``
     chunks split anywhere (e.g. a blob download's ``.chunks()``), or ``bytes``.
-    ``size``, when known, lets an oversized file be rejected without reading it.
+    ``size``, when known, lets an oversized file be rejected without reading it, and
+    sets the token estimate's sample stride (without it, every example is in the sample:
+    exact, and as slow as ``exact_tokens`` on a large stream).
     ``exact_tokens`` counts every example's tokens (otherwise only examples whose
     cheap upper bound exceeds the model's limit are counted, and the token figures
     of ``stats`` are estimates: ``tokens_exact`` says which). ``sha256`` adds the
-    file's SHA-256 to ``stats`` (computed in the same pass).
+    file's SHA-256 to ``stats`` (computed in the same pass). ``sample_tokens``
+    (default) counts a sample of about SAMPLE_TARGET examples exactly for the estimate
+    (``stats["token_estimate"]``: sample size and 95 % error bound); without it the
+    estimate is characters / 4 and no encoding is loaded unless an example may reach
+    the limit.
     """
     catalogue = load_catalogue()
     limits = catalogue.limits
@@ -759,7 +870,9 @@ def validate(source: Source, *, model: str, method: str = "supervised", size: in
                                           f"{limits.max_file_bytes:,} bytes (512 MB): split it")
         return _report(False, model, info.name, method, out, {"bytes": size})
 
-    run = _Run(info, method, exact_tokens, out, item_paths)
+    run = _Run(info, method, exact_tokens, out, item_paths, sample_tokens)
+    run.set_sample_stride(len(source) if size is None and isinstance(source, (bytes, bytearray, memoryview))
+                          else size or 0)
     digest = hashlib.sha256() if sha256 else None
     total = 0
     pending: list[bytes] = []  # pieces of the current, unfinished line

@@ -86,6 +86,8 @@ def test_a_ready_dataset_shows_status_size_examples_and_versions(stack, flow, ta
     assert "ready" in text and f"{shown['size']:,} bytes" in text and "60" in text
     assert tab.locator(".box.ok", has_text="Valid").count() == 1
     assert tab.locator("table.versions tbody tr").count() == len(shown["versions"]) >= 1
+    stats = shown["report"]["stats"]  # the job's cost, with the epochs it assumes (60 examples: 3)
+    assert f"{stats['estimated_billable_tokens']:,} ({stats['assumed_epochs']} epochs assumed)" in text
 
 
 # ---------------------------------------------------------------------------------- jobs

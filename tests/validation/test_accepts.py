@@ -5,7 +5,9 @@ import pytest
 
 from shared.tokens import count_chat_tokens, count_message_tokens, count_tokens
 
-from .builders import (COMPLETION_MODEL, DPO_MODEL, SYSTEM, VISION_MODEL, completion, dataset, dpo, jsonl,
+from shared.validation import validate
+
+from .builders import (CHAT_MODEL, COMPLETION_MODEL, DPO_MODEL, SYSTEM, VISION_MODEL, completion, dataset, dpo, jsonl,
                        multi_turn, run, tool_chat)
 
 
@@ -125,11 +127,50 @@ def test_without_exact_tokens_the_figures_are_flagged_as_estimates_and_bounded()
                           {"role": "assistant", "content": "Because of Rayleigh scattering. " * 30}]}
             for i in range(60)]
     data = jsonl(long)
-    estimate, exact = run(data).stats, run(data, exact_tokens=True).stats
+    estimate, exact = run(data, sample_tokens=False).stats, run(data, exact_tokens=True).stats
     assert estimate["tokens_exact"] is False and estimate["exactly_counted_examples"] == 0
+    assert estimate["token_estimate"]["method"] == "characters"
     assert exact["max_tokens_per_example"] <= estimate["max_tokens_per_example_bound"]
     assert 0.5 < estimate["total_tokens"] / exact["total_tokens"] < 2
     assert 0.5 < estimate["assistant_tokens"] / exact["assistant_tokens"] < 2
+
+
+def test_a_small_file_is_counted_whole_by_the_sample_so_its_figures_are_exact():
+    data = dataset(multi_turn, n=60)
+    sampled, exact = run(data).stats, run(data, exact_tokens=True).stats
+    assert sampled["tokens_exact"] is True and sampled["exactly_counted_examples"] == 60
+    for key in ("total_tokens", "assistant_tokens", "max_tokens_per_example", "estimated_billable_tokens_per_epoch"):
+        assert sampled[key] == exact[key], key
+    assert sampled["token_estimate"]["sampled_examples"] == 60
+
+
+def test_the_sampled_estimate_of_a_large_mixed_file_is_within_two_percent_and_says_how_sure_it_is():
+    import random
+
+    rnd = random.Random(7)
+    words = ["refund", "order", "Rayleigh", "scattering", "über", "façade", "東京", "天気", "🙂", "the", "a", "why",
+             "shipping", "invoice", "42", "2026-12-01", "naïve", "Привет", "mañana", "configuration"]
+
+    def example(i):
+        n = rnd.choice((3, 8, 40, 200))
+        text = " ".join(rnd.choice(words) for _ in range(n))
+        answer = " ".join(rnd.choice(words) for _ in range(rnd.choice((5, 30, 120))))
+        return {"messages": [SYSTEM, {"role": "user", "content": f"#{i} {text}"},
+                             {"role": "assistant", "content": answer}]}
+
+    data = jsonl([example(i) for i in range(6000)])
+    sampled = validate(data, model=CHAT_MODEL, size=len(data)).stats
+    exact = validate(data, model=CHAT_MODEL, exact_tokens=True).stats
+    how = sampled["token_estimate"]
+    assert sampled["tokens_exact"] is False and how["method"] == "sample"
+    assert 250 <= how["sampled_examples"] <= 1100 and how["estimated_examples"] == 6000
+    error = abs(sampled["total_tokens"] / exact["total_tokens"] - 1)
+    assert error < 0.02, error
+    assert 0 < how["relative_error_95"] < 0.02
+    assert abs(sampled["assistant_tokens"] / exact["assistant_tokens"] - 1) < 0.03
+    # the characters / 4 estimate of the same file is far off: the sample is what makes it plannable
+    chars = validate(data, model=CHAT_MODEL, sample_tokens=False).stats
+    assert abs(chars["total_tokens"] / exact["total_tokens"] - 1) > 2 * error
 
 
 def test_estimates_stay_within_a_factor_of_two_for_non_latin_text():
@@ -148,14 +189,32 @@ def test_tokens_are_not_counted_when_the_bound_rules_a_violation_out(monkeypatch
         raise AssertionError("the tokenizer should not be needed")
 
     monkeypatch.setattr(tokens, "_counter", boom)
-    report = run(dataset(n=60))
+    report = run(dataset(n=60), sample_tokens=False)  # the verdict alone never needs the encoding
     assert report.valid and report.stats["tokens_exact"] is False
     with pytest.raises(AssertionError, match="tokenizer"):
         run(dataset(n=60), exact_tokens=True)
+    with pytest.raises(AssertionError, match="tokenizer"):
+        run(dataset(n=60))  # the default estimate counts its sample
 
 
 def test_only_long_examples_are_counted_exactly():
     long = {"messages": [{"role": "user", "content": "Summarise."}, {"role": "assistant", "content": "ok " * 3000}]}
-    report = run(dataset(n=60, replace={7: long}), model="gpt-35-turbo-0613")
+    report = run(dataset(n=60, replace={7: long}), model="gpt-35-turbo-0613", sample_tokens=False)
     assert report.valid
     assert report.stats["exactly_counted_examples"] == 1 and report.stats["tokens_exact"] is False
+
+
+@pytest.mark.parametrize("examples,epochs", [(10, 10), (2, 25), (40, 3), (1000, 3), (8333, 3), (8334, 2),
+                                             (30000, 1)])
+def test_the_cost_estimate_states_the_epochs_it_assumes(examples, epochs):
+    from shared.validation.validator import default_epochs
+
+    assert default_epochs(examples) == epochs
+
+
+def test_the_report_gives_the_jobs_billable_tokens_with_its_assumption():
+    s = run(dataset(n=20)).stats
+    assert s["assumed_epochs"] == 5  # 20 examples: raised so that training sees 100
+    assert s["estimated_billable_tokens"] == 5 * s["estimated_billable_tokens_per_epoch"]
+    assert "n_epochs" in s["epochs_assumption"]
+    assert "over 5 epochs" in run(dataset(n=20)).format_text()

@@ -61,10 +61,12 @@ def test_file_like_objects_and_chunk_iterables_agree(tmp_path):
     data = mixed_file()
     path = tmp_path / "train.jsonl"
     path.write_bytes(data)
-    reference = validate(data, model=CHAT_MODEL).to_dict()
-    assert validate(io.BytesIO(data), model=CHAT_MODEL, chunk_size=7).to_dict() == reference
-    assert validate(iter([data]), model=CHAT_MODEL).to_dict() == reference
+    reference = validate(data, model=CHAT_MODEL).to_dict()   # bytes: their size is known
+    # The token estimate's sample is chosen from the file's size, so a stream is given it, as intake does.
+    assert validate(io.BytesIO(data), model=CHAT_MODEL, chunk_size=7, size=len(data)).to_dict() == reference
+    assert validate(iter([data]), model=CHAT_MODEL, size=len(data)).to_dict() == reference
     assert validate_path(path, model=CHAT_MODEL).to_dict() == reference
+    assert validate(iter([data]), model=CHAT_MODEL).to_dict() == reference  # small: the sample is the whole file
 
 
 def test_a_blob_downloader_chunks_method_can_be_passed():

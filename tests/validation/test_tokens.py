@@ -139,3 +139,24 @@ def test_unknown_encoding():
 def test_encodings_are_built_once():
     assert get_encoding("o200k_base") is get_encoding("o200k_base")
     assert tokens.backend_name("o200k_base") == "tiktoken"
+
+
+def test_parsed_ranks_are_cached_between_processes_and_a_shared_folder_is_not_trusted(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    import shared.tokens as tokens
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    first = tokens.load_mergeable_ranks("cl100k_base")
+    [cached] = list(tmp_path.glob("ft-autopilot-tokens-*/cl100k_base.tiktoken.gz.*.marshal"))
+    assert tokens.load_mergeable_ranks("cl100k_base") == first == tokens._parse_ranks(tokens._rank_file("cl100k_base"))
+    # A cache that someone else could have written is ignored (and not written to).
+    folder = cached.parent
+    cached.write_bytes(__import__("marshal").dumps({b"x": 1}))
+    os.chmod(folder, 0o777)
+    assert tokens.load_mergeable_ranks("cl100k_base") == first
+    os.chmod(folder, 0o700)
+    # A damaged one is parsed again.
+    cached.write_bytes(b"not marshal")
+    assert tokens.load_mergeable_ranks("cl100k_base") == first

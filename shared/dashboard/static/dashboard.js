@@ -368,6 +368,12 @@
         facts([
           ["File id", ds.file_id ? h("code", { text: ds.file_id }) : null], ["Uploaded by", ds.upload_path],
           ["Tokens", fmtNum(stats.total_tokens)], ["Billable tokens / epoch", fmtNum(stats.estimated_billable_tokens_per_epoch)],
+          stats.estimated_billable_tokens ? ["Billable tokens, job", h("span", { title: stats.epochs_assumption || "",
+            text: fmtNum(stats.estimated_billable_tokens) + " (" + stats.assumed_epochs + " epochs assumed)" })] : null,
+          stats.token_estimate && !stats.tokens_exact && stats.token_estimate.relative_error_95 !== null
+            && stats.token_estimate.relative_error_95 !== undefined
+            ? ["Estimate", "±" + (100 * stats.token_estimate.relative_error_95).toFixed(1) + " % (95 %), from " +
+               fmtNum(stats.token_estimate.sampled_examples) + " examples counted"] : null,
           ["Duplicates", fmtNum(stats.duplicates)],
           ds.grader_blob ? ["Grader", h("code", { text: ds.grader_blob })] : null,
           ds.file_evicted_at ? ["File deleted at Azure", time(ds.file_evicted_at)] : null,
