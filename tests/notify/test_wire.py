@@ -177,3 +177,30 @@ def test_the_local_runner_fires_the_notifier_on_its_schedule(ctx, app_env, recei
         runner.stop()
     assert [r.body["id"] for r in receiver.requests] == [sent["id"]]
     assert ("notifier", "timer") in runner.invocations and pending(get_context()) == []
+
+
+def test_https_webhooks_are_verified_against_the_trusted_roots(ctx, app_env, simulator, receivers, monkeypatch):
+    """An https:// receiver whose certificate the local CA signed (LOCAL_CA_BUNDLE, as the
+    simulator's): taken through the app's TLS context; without that CA the certificate is
+    refused and the event waits, recorded."""
+    from shared.context import get_context
+    from shared.notify import configured_sinks
+    from shared.settings import get_settings
+
+    certs = simulator.ca_path.parent
+    receiver = receivers()
+    receiver.tls = (str(certs / "server.pem"), str(certs / "server-key.pem"))
+    receiver.up()
+    assert receiver.url().startswith("https://127.0.0.1:")
+    monkeypatch.setenv("NOTIFY_WEBHOOKS", json.dumps([{"url": receiver.url(), "format": "cloudevents",
+                                                       "name": "secure"}]))
+    get_settings.cache_clear()
+    get_context.cache_clear()
+    ctx = get_context()
+    sent = write_event(ctx, "job.succeeded", "ftjob-tls", T0)
+    untrusting = WebhookSink(WebhookConfig(name="secure", format="cloudevents", url=receiver.url()))  # system roots
+    Notifier(ctx, sinks=[untrusting]).tick(T0)
+    [row] = pending(ctx)
+    assert "connection failed (SSLCertVerificationError" in row["last_error"] and receiver.requests == []
+    Notifier(ctx, sinks=configured_sinks(ctx)).tick(T0 + minutes(1))
+    assert pending(ctx) == [] and [r.body["id"] for r in receiver.requests] == [sent["id"]]
