@@ -9,8 +9,6 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
-import pytest
-
 from shared.notify import GIVEN_UP_PREFIX, Notifier, WebhookSink, given_up_rows
 from shared.settings import WebhookConfig
 
@@ -253,8 +251,8 @@ def test_with_no_sink_pending_notifications_are_deleted_not_kept_forever(ctx, ca
     assert "no sink is configured" in caplog.text
 
 
-@pytest.mark.parametrize("limit", [4])
-def test_a_tick_is_bounded_and_the_next_one_goes_on(ctx, receiver, limit):
+def test_a_tick_is_bounded_and_the_next_one_goes_on(ctx, receiver):
+    limit = 4
     receiver.up()
     for i in range(10):
         write_event(ctx, "job.succeeded", f"ftjob-b{i}", T0 + timedelta(seconds=i))
