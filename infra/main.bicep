@@ -107,13 +107,14 @@ param authClientId string = ''
 @description('Directory (tenant) id of that app registration (default: the tenant deployed to).')
 param authTenantId string = ''
 
-@description('Role of a request with the function key and no signed-in identity, i.e. automation (API_KEY_ROLE): operator, reader, or none (signed-in callers only).')
+@description('Role of a request with the function key and no signed-in identity, i.e. automation (API_KEY_ROLE): operator, reader, or none (signed-in callers only). Empty: operator without sign-in (no authClientId: as before), reader with it (the dashboard\'s URL carries the key, so the key alone must not act once roles exist).')
 @allowed([
+  ''
   'operator'
   'reader'
   'none'
 ])
-param apiKeyRole string = 'operator'
+param apiKeyRole string = ''
 
 // ---------------------------------------------------------------------------
 // Names
@@ -147,6 +148,8 @@ var createOpenAi = empty(openAiAccountName)
 var openAiName = createOpenAi ? 'aoai-${resourceToken}' : openAiAccountName
 var openAiResourceGroup = empty(openAiResourceGroupName) ? rg.name : openAiResourceGroupName
 var openAiSubscription = empty(openAiSubscriptionId) ? subscription().subscriptionId : openAiSubscriptionId
+// The function key's role: as asked, else operator without sign-in and reader with it.
+var keyRole = empty(apiKeyRole) ? (empty(authClientId) ? 'operator' : 'reader') : apiKeyRole
 var extraOpenAiAccounts = empty(openAiAccounts) ? [] : json(openAiAccounts)
 
 // ---------------------------------------------------------------------------
@@ -328,7 +331,7 @@ var serviceSettings = {
   NOTIFY_EVENTGRID_ENDPOINT: notificationsOn ? notificationsTopic!.outputs.endpoint : ''
   NOTIFY_SCHEDULE: notifySchedule
   NOTIFY_GIVE_UP_DAYS: '7'
-  API_KEY_ROLE: apiKeyRole
+  API_KEY_ROLE: keyRole
 }
 
 module functionApp 'modules/functionapp.bicep' = {

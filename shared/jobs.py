@@ -52,7 +52,9 @@ from .core.clock import parse_time, utc_iso, utcnow
 from .core.errors import AzureError, ErrorKind
 from .machines.dataset import DatasetState
 from .machines.engine import request_marker
-from .machines.job import AZURE_QUEUED_JOBS, AZURE_RUNNING_JOBS, CANCELLABLE, JOB, JobState, queue_of, state_for_azure
+from .machines.job import (AZURE_QUEUED_JOBS, AZURE_RUNNING_JOBS, CANCELLABLE, JOB, JobState, Unplaceable, admission,
+                           queue_of, state_for_azure)
+from .policies.accounts import account_of
 from .state.repos import Repositories, new_job_id, worker_id
 from .state.tables import AlreadyExistsError, ConcurrencyError, Row
 
@@ -348,10 +350,16 @@ def _unavailable(reason: str, job_id: str | None = None) -> JobsError:
 
 def _find_lost(ctx, row: Row) -> dict | None:
     """The job an earlier attempt created for this row (the one finder the job life cycle uses too)."""
-    return _ports(ctx).jobs.find_lost(row.data, lambda oid: ctx.repos.job_recording(oid, other_than=row["id"]))
+    return _ports(ctx, row).jobs.find_lost(row.data, lambda oid: ctx.repos.job_recording(oid, other_than=row["id"]))
 
 
-def _ports(ctx):
+def _ports(ctx, row: Row | None = None):
+    """Azure's ports; for a job's ``row``, those of the job's account of the pool."""
+    if row is not None and len(getattr(ctx.settings, "accounts", ())) > 1:
+        from .adapters import ports_for
+        from .policies.accounts import account_of
+
+        return ports_for(_ports(ctx), account_of(row, ctx.settings.accounts))
     ports = getattr(ctx, "_azure_ports", None)
     if ports is None:
         from .adapters import AzurePorts
@@ -440,11 +448,16 @@ def _start(ctx, plan: dict[str, Any], key: str | None, actor: str | None = None)
         return CreateResult(_view(ctx, _to_waiting(ctx, row, f"the file of {', '.join(missing)} is being uploaded "
                                                              f"again from its blob (deleted at Azure OpenAI while "
                                                              f"nothing needed it)", actor)))
-    queue = queue_of(_open_rows(ctx))
-    if queue["order"] or queue["room"] == 0:
-        # Jobs are waiting already (first come, first served), or Azure has no room: wait in line.
-        why = (f"{len(queue['order'])} job(s) are waiting before it" if queue["order"] else
-               f"Azure OpenAI runs {AZURE_RUNNING_JOBS} and queues {AZURE_QUEUED_JOBS} jobs per resource, all taken")
+    # Where it goes (the pool of accounts), oldest request first: jobs waiting before it on its
+    # account (first come, first served), or no room at Azure, and it waits in line.
+    try:
+        now_ok, account, why = admission(queue_of(_open_rows(ctx), ctx.settings, ctx.repos, extra=row), row["id"])
+    except Unplaceable as exc:
+        _remove(ctx, row, str(exc))
+        raise JobsError("method-not-supported", f"training_type: {exc}", field="training_type") from None
+    if account is not None or len(getattr(ctx.settings, "accounts", ())) > 1:
+        row = Row({**row.data, **({"account": account.name} if account else {}), "placement_reason": why}, row.etag)
+    if not now_ok:
         return CreateResult(_view(ctx, _to_waiting(ctx, row, why, actor)))
     return CreateResult(_view(ctx, _submit(ctx, row, actor)))
 
@@ -542,7 +555,7 @@ def _submit(ctx, row: Row, actor: str | None = None) -> Row:
     if row.get("openai_job_id"):
         return row
     try:
-        job = _ports(ctx).jobs.create(row.data)
+        job = _ports(ctx, row).jobs.create(row.data)
     except AzureError as err:
         if err.kind == ErrorKind.QUOTA:
             # Azure's queue is full (its other users count too): the job waits its turn here.
@@ -641,8 +654,10 @@ def _release_files(ctx, row: Row) -> None:
     from .machines.files import evict_unused
 
     env = Env(Clock(), ctx.settings, ctx.repos, _ports(ctx))
+    pool = getattr(ctx.settings, "accounts", ())
     evict_unused(env, (row.get("training_file_id"), row.get("validation_file_id")),
-                 why=f"job {row['id']} was cancelled", except_job=row["id"])
+                 why=f"job {row['id']} was cancelled", except_job=row["id"],
+                 account=account_of(row, pool) if len(pool) > 1 else None)
 
 
 def _cancel_waiting(ctx, row: Row, actor: str | None = None) -> Row:
@@ -696,7 +711,7 @@ def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...],
                         f"job {row['id']} is {status}; only a job that is {', '.join(which)} can be "
                         f"{action}{'led' if action == 'cancel' else 'd'}", job_status=status)
     try:
-        job = getattr(_ports(ctx).jobs, action)(row["openai_job_id"])
+        job = getattr(_ports(ctx, row).jobs, action)(row["openai_job_id"])
     except AzureError as err:
         problem = refusal(err, f"{action} the job")
         if problem is not None:
@@ -846,6 +861,8 @@ def job_view(row: Row | Mapping[str, Any], deployment: Row | None = None) -> dic
     events = data.get("events")
     view.update({
         "openai_status": data.get("openai_status"),
+        "account": data.get("account"),
+        "placement_reason": data.get("placement_reason"),
         "base_job": data.get("base_job"),
         "training_file_id": data.get("training_file_id"),
         "validation_dataset": data.get("validation_dataset"),

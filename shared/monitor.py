@@ -81,7 +81,7 @@ class Monitor:
                 report.skip("orphan")
             else:
                 rows.append(row)
-        env.context["queue"] = queue_of(rows)
+        env.context["queue"] = queue_of(rows, self.settings, repos)
         # Fair order: the row looked at longest ago first, so none starves when the budget runs out.
         rows.sort(key=lambda r: str(r.get("updated_at") or ""))
         engine = Engine(JOB, repos.jobs, repos.job_index, env, self.worker, report)

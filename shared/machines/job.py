@@ -25,9 +25,12 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from ..adapters import ports_for
 from ..core.clock import utc_iso
 from ..core.errors import AzureError, ErrorKind
 from ..core.retry import RetryPolicy
+from ..policies import placement
+from ..policies.accounts import account_of
 from ..policies.gate import check_gate, summarize_results
 from ..policies.naming import deployment_name_for, is_valid_deployment_name
 from ..state.records import DeploymentRecord, JobRecord
@@ -36,7 +39,7 @@ from .engine import Env, Machine, StateSpec, Step
 log = logging.getLogger(__name__)
 
 __all__ = ["JobState", "JOB", "AZURE_JOB_STATUS", "state_for_azure", "TRAINING", "CANCELLABLE", "AT_AZURE",
-           "AZURE_RUNNING_JOBS", "AZURE_QUEUED_JOBS", "deployment_spec", "queue_of"]
+           "AZURE_RUNNING_JOBS", "AZURE_QUEUED_JOBS", "deployment_spec", "queue_of", "admission", "Unplaceable"]
 
 
 class JobState(StrEnum):
@@ -82,24 +85,113 @@ AZURE_RUNNING_JOBS, AZURE_QUEUED_JOBS = 3, 20
 AT_AZURE = TRAINING                          # the states that take a place at Azure
 QUEUE_LIMIT = timedelta(days=7)              # waiting longer than this fails the job, with the reason
 QUEUE_RETRY_SECONDS = 300.0                  # after Azure said it is full
+FILE_POLL_SECONDS = 2.0                      # a file uploaded to another account of the pool, being processed
 WAITING_NOTICE = timedelta(hours=24)         # waiting longer than this is announced (once)
 
 
-def queue_of(rows) -> dict[str, Any]:
+def queue_of(rows, settings=None, repos=None, extra=None) -> dict[str, Any]:
     """The service's queue as a tick sees it from the open jobs' rows: the waiting jobs,
-    oldest first, and the room Azure has for them."""
+    oldest first, the room Azure has for them, and (given the settings) where each would go
+    now (``plan``: job id -> :class:`~shared.policies.placement.Placement`, from the jobs
+    each account of the pool holds, ``used``). ``extra``: a new request, placed after the
+    waiting ones."""
+    pool = tuple(getattr(settings, "accounts", ()) or ())
     waiting, at_azure = [], 0
+    used: dict[str, int] = {}
     for row in rows:
         status = row.get("status")
         if status == S.WAITING:
             waiting.append(row)
         elif status in AT_AZURE and row.get("openai_job_id"):
             at_azure += 1
+            if pool:
+                try:
+                    key = account_of(row, pool).key
+                except KeyError:
+                    key = str(row.get("account")).lower()
+                used[key] = used.get(key, 0) + 1
     # Job ids sort newest first to the millisecond (shared.state.repos.time_ordered_id): the
     # largest id is the oldest request.
     waiting.sort(key=lambda r: r.row_key, reverse=True)
-    return {"order": [r.row_key for r in waiting],
-            "room": max(0, AZURE_RUNNING_JOBS + AZURE_QUEUED_JOBS - at_azure)}
+    queue: dict[str, Any] = {"order": [r.row_key for r in waiting],
+                             "room": max(0, AZURE_RUNNING_JOBS + AZURE_QUEUED_JOBS - at_azure), "used": used}
+    if pool:
+        queue["pool_size"] = len(pool)
+        queue["plan"] = placement.plan(pool, [r.data | {"id": r.row_key} for r in waiting]
+                                       + ([extra.data | {"id": extra.row_key}] if extra is not None else []),
+                                       used, _model_info, lambda job: home_account(job, pool, repos))
+    return queue
+
+
+class Unplaceable(ValueError):
+    """No account of the pool can train the job (its region, training type, or the account
+    that holds its fine-tuned base model)."""
+
+
+def admission(queue: dict[str, Any], job_id: str) -> tuple[bool, Any, str]:
+    """A new request (placed last in ``queue``, see :func:`queue_of`): whether to create it at
+    Azure OpenAI now, the account it goes to (None without a pool), and why. It waits when jobs
+    wait before it (on that account), when no account has room, or while its files are uploaded
+    to an account other than the default one; :class:`Unplaceable` when no account can train it."""
+    plan = queue.get("plan")
+    placed = plan.get(job_id) if plan else None
+    if placed is not None and placed.account is None and placed.reason.startswith(placement.NO_ACCOUNT):
+        raise Unplaceable(placed.reason)
+    if plan is None or queue.get("pool_size", 1) == 1:
+        if queue["order"]:
+            return False, None, f"{len(queue['order'])} job(s) are waiting before it"
+        if queue["room"] == 0 or (placed is not None and placed.account is None):
+            return False, None, (f"Azure OpenAI runs {AZURE_RUNNING_JOBS} and queues {AZURE_QUEUED_JOBS} jobs "
+                                 f"per resource, all taken")
+        return True, (placed.account if placed else None), (placed.reason if placed else "")
+    if placed.account is None:
+        return False, None, placed.reason
+    ahead = [k for k in queue["order"] if plan.get(k) is not None and plan[k].account is not None
+             and plan[k].account.key == placed.account.key]
+    if ahead:
+        return False, placed.account, f"{len(ahead)} job(s) are waiting before it on {placed.account.name}"
+    if not placed.account.default:
+        return False, placed.account, f"{placed.reason}; its files are uploaded to {placed.account.name} first"
+    return True, placed.account, placed.reason
+
+
+def _model_info(job: Any):
+    from ..catalogue import UnknownModelError, load_catalogue
+
+    try:
+        return load_catalogue().resolve(str(job.get("base_model") or ""))
+    except UnknownModelError:
+        return None
+
+
+def home_account(job: Any, pool, repos):
+    """Continuous fine-tuning (a fine-tuned base model): the account that holds that model,
+    the account of the job that trained it (the default account when that job is not known
+    here); None for a base model (any account may train it)."""
+    if ".ft-" not in str(job.get("base_model") or "") and not str(job.get("base_model") or "").startswith("ft:"):
+        return None
+    source = repos.find_job(job["base_job"]) if repos is not None and job.get("base_job") else None
+    try:
+        return account_of(source or {}, pool)
+    except KeyError:
+        return pool[0]
+
+
+def job_account(job: JobRecord, env: Env):
+    """The account of the pool the job runs on (None: no pool in these settings, a unit test's)."""
+    pool = tuple(getattr(env.settings, "accounts", ()) or ())
+    if not pool:
+        return None
+    return account_of({"account": job.account}, pool)
+
+
+def scoped(env: Env, account) -> Env:
+    """``env`` with Azure's ports for ``account`` (the same env for the default account)."""
+    if account is None or account.default:
+        return env
+    from dataclasses import replace
+
+    return replace(env, azure=ports_for(env.azure, account))
 
 
 def state_for_azure(raw: str | None) -> JobState | None:
@@ -180,12 +272,14 @@ class StoreResults:
     job_id: str
     file_id: str
     trained_tokens: int | None
+    account: Any = None
 
     @property
     def what(self) -> str:
         return "downloading results.csv"
 
     def run(self, env: Env) -> dict[str, Any]:
+        env = scoped(env, self.account)
         data = env.azure.jobs.file_content(self.file_id)
         try:
             blob = env.azure.blobs.put(env.settings.results_container, f"{self.job_id}/results.csv", data)
@@ -202,7 +296,7 @@ class StoreResults:
             from .files import delete_later
 
             log.warning("job %s: could not delete the result file %s: %s", self.job_id, self.file_id, err)
-            delete_later(env, self.file_id, f"the results of job {self.job_id}, copied")
+            delete_later(env, self.file_id, f"the results of job {self.job_id}, copied", account=self.account)
         final = metrics.get("final", {})
         log.info("job %s: results.csv stored at %s; %d steps, final train loss %s, valid loss %s", self.job_id, blob,
                  metrics.get("steps", 0), final.get("train_loss"), final.get("valid_loss"))
@@ -224,7 +318,8 @@ class ReleaseFiles:
         from .files import evict_unused
 
         evict_unused(env, (self.job.training_file_id, self.job.validation_file_id),
-                     why=f"job {self.job.key} is done training", except_job=self.job.key)
+                     why=f"job {self.job.key} is done training", except_job=self.job.key,
+                     account=job_account(self.job, env))
         return {"files_released_at": env.now}
 
 
@@ -271,46 +366,58 @@ class CreateAtAzure:
     create a second job; an unanswered create is looked for before it is sent again)."""
 
     job: JobRecord
+    account: Any = None          # the account of the pool it goes to (None: no pool)
+    reason: str | None = None    # why that account
 
     @property
     def what(self) -> str:
-        return "creating the job at Azure OpenAI"
+        return f"creating the job at Azure OpenAI{' (' + self.account.name + ')' if self.account else ''}"
 
     def run(self, env: Env) -> Step:
         from ..adapters.openai_jobs import job_fields
 
-        created = job_fields(env.azure.jobs.create(self.job.row.data))
+        created = job_fields(scoped(env, self.account).azure.jobs.create(self.job.row.data))
         queue = env.context.get("queue")
         if queue is not None:
             queue["room"] = max(0, queue.get("room", 0) - 1)
+        where = {} if self.account is None else {"account": self.account.name, "placement_reason": self.reason}
+        on = f" on {self.account.name}" if self.account is not None and \
+            len(getattr(env.settings, "accounts", ())) > 1 else ""
         state = state_for_azure(created.get("openai_status")) or S.PENDING
-        return Step(to=state, why=f"room at Azure OpenAI: created as {created['openai_job_id']}",
-                    set={**created, "submitted_at": env.now, "last_error": None, "attempts": None})
+        return Step(to=state, why=f"room at Azure OpenAI{on}: created as {created['openai_job_id']}",
+                    set={**created, **where, "submitted_at": env.now, "last_error": None, "attempts": None})
 
 
-def _create_failed(job: JobRecord, err: AzureError, env: Env) -> Step:
+def _create_failed(job: JobRecord, err: AzureError, env: Env, account=None) -> Step:
     now = env.now
     if err.kind == ErrorKind.QUOTA:
         queue = env.context.get("queue")
         if queue is not None:
-            queue["room"] = 0  # Azure says it is full (other users of the resource count too)
+            if account is not None and len(getattr(env.settings, "accounts", ())) > 1:
+                queue.setdefault("full", set()).add(account.key)  # that account only
+            else:
+                queue["room"] = 0  # Azure says it is full (other users of the resource count too)
         return Step(next=QUEUE_RETRY_SECONDS, set={"last_error": {**err.to_dict(), "at": utc_iso(now),
                                                                   "during": "waiting for room at Azure OpenAI"}},
                     log=f"Azure OpenAI has no room yet ({err.message}); waiting")
     if err.created_nothing:
         return Step(to=S.FAILED, why=f"Azure OpenAI refused the job ({err.code or err.status}): {err.message}",
                     set={"error": {"code": err.code or "refused", "message": err.message}})
-    return Step(next=60.0, set={"last_error": {**err.to_dict(), "kind": "unknown_outcome", "at": utc_iso(now),
-                                               "during": "creating the job"}},
+    pinned = {"account": account.name} if account is not None else {}
+    return Step(next=60.0, set={**pinned, "last_error": {**err.to_dict(), "kind": "unknown_outcome", "at": utc_iso(now),
+                                                         "during": "creating the job"}},
                 log=f"the create got no clear answer ({err}); it is looked for before it is sent again")
 
 
-def _current_files(job: JobRecord, env: Env) -> dict[str, Any] | Step:
+def _current_files(job: JobRecord, env: Env, account=None) -> dict[str, Any] | Step:
     """The job's datasets' files as they are now (a file deleted while nothing needed it is
     uploaded again from its blob): changed file ids to record, a Step to wait or to fail, or
-    {} when the job has its files."""
+    {} when the job has its files. ``account``: a pool account other than the default one,
+    where the files are uploaded for the job (:class:`~.files.UploadToAccount`)."""
     from .dataset import DatasetState, request_reupload
 
+    if account is not None and not account.default:
+        return _files_at(job, env, account)
     changes: dict[str, Any] = {}
     for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
         ident = getattr(job, ds_field)
@@ -335,6 +442,54 @@ def _current_files(job: JobRecord, env: Env) -> dict[str, Any] | Step:
     return changes
 
 
+def _files_at(job: JobRecord, env: Env, account) -> dict[str, Any] | Step:
+    """The job's files at ``account`` (not the default one): uploaded there from the datasets'
+    blobs once per content, waited for until Azure has processed them."""
+    from .dataset import DatasetState
+    from .files import UploadToAccount, account_file, record_account_file
+
+    changes: dict[str, Any] = {}
+    azure = ports_for(env.azure, account)
+    for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
+        ident = getattr(job, ds_field)
+        if not ident:
+            continue
+        version = env.repos.current_dataset(ident)
+        if version is None:
+            return Step(to=S.FAILED, why=f"its dataset {ident} no longer exists",
+                        set={"error": {"code": "dataset_gone", "message": f"The dataset {ident} no longer exists."}})
+        if version.get("status") != DatasetState.READY or not version.get("sha256"):
+            return Step(poll=5.0, next=30.0, log=f"waiting for {ident} ({version.get('status')})")
+        sha = version["sha256"]
+        known = account_file(env, account, sha)
+        if known is None:
+            return Step(effect=UploadToAccount(account, version["name"], sha, version.get("blob_etag")), next=0,
+                        log=f"uploading {ident} to {account.name}",
+                        on_error=lambda err, i=ident: _upload_failed(i, account, err, env))
+        if known["status"] != "processed":
+            status = azure.files.status(known["file_id"])
+            if status.failed:
+                record_account_file(env, account, sha, file_id="", status="")
+                return Step(to=S.FAILED, why=f"{account.name} could not process the file of {ident}: {status.reason}",
+                            set={"error": {"code": "file_failed", "message": f"Azure OpenAI ({account.name}) could "
+                                                                             f"not process the file of {ident}: "
+                                                                             f"{status.reason}"}})
+            if not status.processed:
+                return Step(poll=FILE_POLL_SECONDS, next=FILE_POLL_SECONDS,
+                            log=f"{account.name} is processing the file of {ident}")
+            record_account_file(env, account, sha, file_id=known["file_id"], status="processed")
+        if known["file_id"] != getattr(job, file_field):
+            changes[file_field] = known["file_id"]
+    return changes
+
+
+def _upload_failed(ident: str, account, err: AzureError, env: Env) -> Step:
+    return Step(next=QUEUE_RETRY_SECONDS if err.kind == ErrorKind.QUOTA else None,
+                set={"last_error": {**err.to_dict(), "at": utc_iso(env.now),
+                                    "during": f"uploading {ident} to {account.name}"}},
+                log=f"could not upload {ident} to {account.name} ({err}); retried")
+
+
 def wait_for_room(job: JobRecord, env: Env) -> Step:
     """``waiting``: accepted while Azure OpenAI had no room (it runs 3 jobs at once per
     resource and queues 20); submitted by a tick, oldest first, when there is room."""
@@ -348,7 +503,8 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
                                               f"and 20 queued jobs per resource, shared with its other users); "
                                               f"start it again later or on another resource"}})
     if (job.last_error or {}).get("kind") == "unknown_outcome":
-        match = env.azure.jobs.find_lost(job.row.data, lambda oid: env.repos.job_recording(oid, other_than=job.key))
+        match = scoped(env, job_account(job, env)).azure.jobs.find_lost(
+            job.row.data, lambda oid: env.repos.job_recording(oid, other_than=job.key))
         if match is not None:
             from ..adapters.openai_jobs import job_fields
 
@@ -356,7 +512,12 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
             return Step(to=state_for_azure(fields.get("openai_status")) or S.PENDING, next=0,
                         why=f"the unanswered create did make {fields['openai_job_id']}",
                         set={**fields, "submitted_at": now, "last_error": None})
-    files = _current_files(job, env)
+    queue = env.context.get("queue")
+    planned = (queue or {}).get("plan", {}).get(job.key)
+    account = planned.account if planned is not None else None
+    if planned is not None and (queue or {}).get("full") and account is not None and account.key in queue["full"]:
+        account = None  # Azure said it is full in this tick
+    files = _current_files(job, env, account)
     if isinstance(files, Step):
         return files
     if files:
@@ -369,9 +530,17 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
             "job.waiting_long", job.key, f"job {job.key} has waited {hours:.0f} h for room at Azure OpenAI (3 running "
                                          f"and 20 queued jobs per resource)", job=job.key, api=f"/api/jobs/{job.key}",
             hours=round(hours, 1)),))
-    queue = env.context.get("queue")
     if queue is None:
         return Step()  # only a tick, which knows the queue, submits
+    if "plan" in queue:  # the pool (of one or more accounts): where the plan puts it, oldest first
+        if account is None:
+            reason = planned.reason if planned is not None else "waiting for room"
+            return Step(set={"placement_reason": reason} if reason != job.placement_reason else {})
+        if job.account and job.account.lower() != account.key and \
+                (job.last_error or {}).get("kind") == "unknown_outcome":
+            return Step()  # an unanswered create is sent again only where it was sent
+        return Step(effect=CreateAtAzure(job, account, planned.reason),
+                    on_error=lambda err: _create_failed(job, err, env, account))
     order = queue.get("order") or []
     position = order.index(job.key) if job.key in order else len(order)
     if position >= queue.get("room", 0):
@@ -392,7 +561,8 @@ def reconcile(job: JobRecord, env: Env) -> Step:
         return Step(set={"reconcile_seen_at": now})
     if now - created < SUBMITTED_GRACE:
         return Step()
-    match = env.azure.jobs.find_lost(job.row.data, lambda oid: env.repos.job_recording(oid, other_than=job.key))
+    match = scoped(env, job_account(job, env)).azure.jobs.find_lost(
+        job.row.data, lambda oid: env.repos.job_recording(oid, other_than=job.key))
     if match is not None:
         raw = str(match.get("status") or "pending")
         why = (f"adopted Azure OpenAI job {match['id']} (same training file, model, suffix, seed; created "
@@ -413,6 +583,7 @@ def follow(job: JobRecord, env: Env) -> Step:
     """A job at Azure OpenAI: its status, new events, progress, checkpoints."""
     oid = job.openai_job_id
     now = env.now
+    env = scoped(env, job_account(job, env))
     if not oid:
         return Step(log=f"{job.status} without an Azure OpenAI job id; nothing to follow")
     state = S(job.status)
@@ -503,7 +674,8 @@ def after_success(job: JobRecord, env: Env) -> Step:
     if job.deploy_decision == "none":
         return Step(close=True)
     if not job.results_blob and job.result_files:
-        return Step(effect=StoreResults(job.key, job.result_files[0], job.trained_tokens), next=0)
+        return Step(effect=StoreResults(job.key, job.result_files[0], job.trained_tokens, job_account(job, env)),
+                    next=0)
     changes: dict[str, Any] = {}
     metrics = job.metrics or {}
     if job.trained_tokens is not None and "trained_tokens" not in metrics:

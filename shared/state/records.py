@@ -187,6 +187,10 @@ class JobRecord(Record):
     waiting_noticed_at: datetime | None = _time()  # its long wait in the queue was announced
     reconciled: str | None = None
     reconciled_at: datetime | None = _time()
+    # The pool (shared.policies.accounts): the account the job runs on (None: the default
+    # account, as for every row written before the pool), and why it was chosen.
+    account: str | None = None
+    placement_reason: str | None = None
     reconcile_seen_at: datetime | None = _time()
 
 

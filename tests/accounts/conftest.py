@@ -33,10 +33,15 @@ FAST = {"file_processing_seconds": 0.1, "job_pending_seconds": 0.2, "job_running
 simulator = simulator_fixture(FAST)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "pool(names=(...), **{account: {field: value}}): the service's pool for "
+                                       "a test of tests/accounts")
+
+
 def service_accounts(sim, names=(B, C), **overrides: dict[str, Any]) -> list[dict[str, Any]]:
     """AZURE_OPENAI_ACCOUNTS for the stack: A (the default account) described by its region,
     then ``names``, each at its own endpoint of the simulator."""
-    out = [{"name": A, "region": "swedencentral"}]
+    out = [{"name": A, "region": "swedencentral", **overrides.get(A, {})}]
     for entry in SIM_ACCOUNTS[1:]:
         if entry["name"] in names:
             out.append({"name": entry["name"], "endpoint": sim.endpoint(entry["name"]),

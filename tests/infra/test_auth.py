@@ -77,15 +77,22 @@ def test_main_deploys_it_when_an_app_registration_is_named(main_tree):
         assert main_tree["parameters"][name]["default"] == "", f"{name}: optional (no sign-in without it)"
 
 
-def test_api_key_role_is_set_from_a_parameter_the_code_accepts(main_tree):
+def test_api_key_role_is_the_one_asked_else_operator_without_sign_in_and_reader_with_it(main_tree):
+    """Without sign-in the key keeps today's role (the code's default, operator); with it the
+    key alone may only read unless apiKeyRole says otherwise (the dashboard's URL carries the key)."""
     settings = main_tree["variables"]["serviceSettings"]["value"]
-    assert settings["API_KEY_ROLE"] == "apiKeyRole"
+    assert settings["API_KEY_ROLE"] == "keyRole"
+    chosen = main_tree["variables"]["keyRole"]["value"]["operator"]["operands"]
+    assert chosen["condition"]["function"] == {"type": "empty", "parameters": {"item_to_test": "apiKeyRole"}}
+    assert chosen["false_value"] == "apiKeyRole"
+    automatic = chosen["true_value"]["operator"]["operands"]
+    assert automatic["condition"]["function"] == {"type": "empty", "parameters": {"item_to_test": "authClientId"}}
+    spec = next(v for v in SETTINGS_SPEC if v.name == "API_KEY_ROLE")
+    assert automatic["true_value"] == spec.default == "operator" and automatic["false_value"] == "reader"
     param = main_tree["parameters"]["apiKeyRole"]
     allowed = next(d["argument"] for d in param["decorators"] if d["type"] == "allowed")
-    assert allowed == list(API_KEY_ROLES)
-    spec = next(v for v in SETTINGS_SPEC if v.name == "API_KEY_ROLE")
-    assert param["default"] == spec.default
-    for value in allowed:
+    assert allowed == [""] + list(API_KEY_ROLES) and param["default"] == ""
+    for value in allowed[1:]:
         assert spec.parse(value) == value
 
 

@@ -1,0 +1,107 @@
+"""Placement of jobs over a pool of three accounts (the real local stack: Azurite, the
+simulator serving each account with its own data plane and region, the service's own
+code): by region and training type, by room (Azure's 3 + 20 per resource), oldest first;
+files uploaded once per account per content; continuous fine-tuning where its model is."""
+from __future__ import annotations
+
+import pytest
+
+from shared.jobs import JobsError, get_job
+
+from .conftest import A, B, BASE, C, dataset, start, ticks
+
+
+def _sim_jobs(admin) -> dict[str, dict]:
+    return {j["id"]: j for j in admin.state()["jobs"]}
+
+
+def _done(ctx, ids, states=("succeeded", "deployed")):
+    return lambda: all(get_job(ctx, i)["status"] in states for i in ids)
+
+
+def test_jobs_go_only_to_accounts_whose_region_trains_the_model_and_spread_by_room(ctx, admin):
+    name = dataset(ctx, "spread", "s")
+    jobs = [start(ctx, {"training_dataset": name, "deployment": False}) for _ in range(3)]
+    ticks(ctx, admin, _done(ctx, [j["id"] for j in jobs]))
+    views = [get_job(ctx, j["id"]) for j in jobs]
+    # gpt-4o-mini has Standard training in swedencentral (A) and northcentralus (C), not eastus2 (B).
+    assert [v["account"] for v in views] == [A, C, A]
+    assert "swedencentral" in views[0]["placement_reason"] and "with the most room" in views[0]["placement_reason"]
+    assert "eastus2" in views[1]["placement_reason"]  # why not B: named in the reason
+    at_sim = _sim_jobs(admin)
+    assert [at_sim[v["openai_job_id"]]["account"] for v in views] == [A, C, A]
+    # The dataset's file went to C once, for the job that trains there; C's copy is released after it.
+    uploads_to_c = [r for r in admin.requests(method="POST") if r["path"] == f"/accounts/{C}/openai/files"]
+    assert len(uploads_to_c) == 1
+    assert views[1]["training_file_id"] != views[0]["training_file_id"]
+    files = {f["id"]: f for f in admin.state()["files"]}
+    assert views[1]["training_file_id"] not in files  # evicted at C once the job was done
+
+
+def test_global_training_may_go_where_standard_training_cannot(ctx, admin):
+    name = dataset(ctx, "global", "g")
+    jobs = [start(ctx, {"training_dataset": name, "training_type": "GlobalStandard", "deployment": False})
+            for _ in range(3)]
+    ticks(ctx, admin, _done(ctx, [j["id"] for j in jobs]))
+    assert [get_job(ctx, j["id"])["account"] for j in jobs] == [A, B, C]
+
+
+@pytest.mark.pool(names=(B,), **{A: {"training_types": ["GlobalStandard"]}})
+def test_a_job_no_account_can_train_is_refused_with_each_accounts_reason(ctx, admin):
+    name = dataset(ctx, "nowhere", "n", base="gpt-4-0613")
+    with pytest.raises(JobsError) as refused:
+        start(ctx, {"training_dataset": name, "deployment": False})
+    message = str(refused.value)
+    assert "no account of the pool can train it" in message
+    assert f"{A} (swedencentral) does not offer Standard training" in message
+    assert f"{B} (eastus2): gpt-4-0613 has Standard training only in northcentralus, swedencentral" in message
+    assert ctx.repos.open_job_ids() == []
+
+
+def test_jobs_wait_when_every_account_that_can_train_them_is_full_and_go_oldest_first(ctx, admin, monkeypatch):
+    import shared.policies.placement as placement
+
+    monkeypatch.setattr(placement, "CAPACITY", 1)
+    name = dataset(ctx, "full", "f")
+    jobs = [start(ctx, {"training_dataset": name, "deployment": False}) for _ in range(4)]
+    views = [get_job(ctx, j["id"]) for j in jobs]
+    assert views[0]["status"] != "waiting" and views[0]["account"] == A
+    assert [v["status"] for v in views[1:]] == ["waiting"] * 3
+    assert "uploaded to aoai-pool-c first" in views[1]["placement_reason"]
+    assert "every account that can train it is full" in views[2]["placement_reason"]
+    assert views[3]["queue_position"] == 3
+    seen: dict[str, set[str]] = {A: set(), C: set()}
+
+    def watch():
+        rows = [get_job(ctx, j["id"]) for j in jobs]
+        busy = [r for r in rows if r["status"] in ("pending", "queued", "validating_files", "running")]
+        for acct in seen:
+            assert len([r for r in busy if r["account"] == acct]) <= 1  # never above the (lowered) limit
+        for r in busy:
+            seen[r["account"]].add(r["id"])
+        return all(r["status"] == "succeeded" for r in rows)
+
+    ticks(ctx, admin, watch, limit=120)
+    rows = [get_job(ctx, j["id"]) for j in jobs]
+    assert {r["account"] for r in rows} == {A, C}
+    assert all(seen[a] for a in seen)
+    # Oldest first: the third request was created at Azure before the fourth.
+    created = [_created_at(ctx, j["id"]) for j in jobs]
+    assert created[2] <= created[3], created
+
+
+def _created_at(ctx, job_id: str) -> str:
+    row = ctx.repos.find_job(job_id)
+    return next(h["at"] for h in row.get("status_history") if h["status"] == "pending")
+
+
+def test_continuous_fine_tuning_runs_on_the_account_that_holds_its_base_model(ctx, admin):
+    name = dataset(ctx, "cft", "c")
+    first, second = (start(ctx, {"training_dataset": name, "deployment": False}) for _ in range(2))
+    ticks(ctx, admin, _done(ctx, [first["id"], second["id"]]))
+    assert get_job(ctx, second["id"])["account"] == C
+    more = start(ctx, {"training_dataset": name, "base_model": second["id"], "deployment": False})
+    ticks(ctx, admin, _done(ctx, [more["id"]]))
+    view = get_job(ctx, more["id"])
+    assert view["account"] == C and "continuous fine-tuning" in view["placement_reason"]
+    assert _sim_jobs(admin)[view["openai_job_id"]]["account"] == C
