@@ -104,6 +104,30 @@ def _if_match():
     return MatchConditions.IfNotModified
 
 
+RANGE_BYTES = 4 << 20  # one GET per 4 MiB: what a download holds at a time, whatever the blob's size
+
+
+def blob_ranges(blob_client, etag: str, offset: int = 0, step: int = RANGE_BYTES) -> Iterator[bytes]:
+    """The blob from ``offset`` as successive ranged GETs of ``step`` bytes, each guarded by
+    the ETag (a blob replaced meanwhile fails with 412, never mixes two versions). The SDK's
+    own ``download_blob().chunks()`` starts with a 32 MiB first range held in memory."""
+    from azure.core.exceptions import HttpResponseError
+
+    while True:
+        try:
+            data = blob_client.download_blob(offset=offset, length=step, etag=etag,
+                                             match_condition=_if_match()).readall()
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # the range starts at the end: an empty or exactly-ranged blob
+                return
+            raise
+        if data:
+            yield data
+        if len(data) < step:
+            return
+        offset += len(data)
+
+
 class BlobReader:
     """A read()-able, rewindable view of a blob download, so a multipart upload streams
     the blob instead of holding it in memory. Rewinding starts a new ranged download."""
@@ -114,21 +138,25 @@ class BlobReader:
         self._open(0)
 
     def _open(self, offset: int) -> None:
-        downloader = self._blob.download_blob(offset=offset or None, etag=self._etag, match_condition=_if_match())
-        self._chunks = downloader.chunks()
+        self._chunks = blob_ranges(self._blob, self._etag, offset)
         self._buf = b""
+        self._at = 0     # how much of _buf was read already (no copy of the rest per read)
         self._pos = offset
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
-                break
-        if n < 0:
-            data, self._buf = self._buf, b""
+        if n is None or n < 0:
+            parts = [self._buf[self._at:], *self._chunks]
+            self._buf, self._at = b"", 0
+            data = b"".join(parts)
         else:
-            data, self._buf = self._buf[:n], self._buf[n:]
+            while len(self._buf) - self._at < n:
+                try:
+                    more = next(self._chunks)
+                except StopIteration:
+                    break
+                self._buf, self._at = self._buf[self._at:] + more, 0
+            data = self._buf[self._at:self._at + n]
+            self._at += len(data)
         self._pos += len(data)
         return data
 
@@ -211,9 +239,8 @@ def validate_blob(ds: DatasetRecord, env: Env) -> Step:
                 else:
                     extra = {"grader": grader["grader"], "response_format": grader.get("response_format")} \
                         if grader else {}
-                    downloader = _blob(ds, env).download_blob(etag=props.etag, match_condition=_if_match())
-                    report = validate(_hashing(downloader.chunks(), digest), model=model, method=method,
-                                      size=size, **extra).to_dict()
+                    report = validate(_hashing(blob_ranges(_blob(ds, env), props.etag), digest), model=model,
+                                      method=method, size=size, **extra).to_dict()
                 if grader is not None and not grader.get("problem"):
                     report["grader_blob"] = grader["blob"]
     except ResourceNotFoundError:

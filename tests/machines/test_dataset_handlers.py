@@ -8,7 +8,8 @@ import pytest
 from shared.adapters.files import FileStatus
 from shared.core.clock import utc_iso
 from shared.core.errors import AzureError, ErrorKind
-from shared.machines.dataset import (DATASET, POLL_SECONDS, PROCESSING_RETRY, QUOTA_RETRY_SECONDS, UPLOAD_ATTEMPTS,
+from shared.machines.dataset import (DATASET, POLL_SECONDS, PROCESSING_RETRY, QUOTA_RETRY_SECONDS, RANGE_BYTES,
+                                     UPLOAD_ATTEMPTS, BlobReader, blob_ranges,
                                      UPLOAD_RETRY, DatasetState as S, Settle, Upload, upload_filename)
 
 from .fakes import FakeRepos, NOW, ago, azure_error, dataset, decide, later, make_env, run_effect, transient
@@ -30,10 +31,17 @@ class FakeBlob:
     def get_blob_properties(self):
         return SimpleNamespace(etag=self.etag, size=len(self.data))
 
-    def download_blob(self, offset=None, etag=None, match_condition=None):
-        self.downloads.append((offset, etag))
-        rest = self.data[offset or 0:]
-        return SimpleNamespace(chunks=lambda: iter([rest[i:i + 5] for i in range(0, len(rest), 5)]))
+    def download_blob(self, offset=None, length=None, etag=None, match_condition=None):
+        """One ranged GET, as the SDK answers it (416 for a range past the end)."""
+        from azure.core.exceptions import HttpResponseError
+
+        start = offset or 0
+        if start and start >= len(self.data):
+            raise HttpResponseError(response=SimpleNamespace(status_code=416, reason="Range Not Satisfiable",
+                                                             headers={}, text=lambda: ""))
+        self.downloads.append((offset, length, etag))
+        part = self.data[start:] if length is None else self.data[start:start + length]
+        return SimpleNamespace(readall=lambda: part)
 
 
 def uploading(**fields):
@@ -117,6 +125,24 @@ class TestUpload:
         assert step.next == wait
 
 
+class TestBlobRanges:
+    """Downloads hold one bounded range at a time, each GET guarded by the version's ETag."""
+
+    @pytest.mark.parametrize("size,offsets", [(0, [0]), (3, [0]), (8, [0, 4]), (10, [0, 4, 8])])
+    def test_the_blob_is_read_in_ranges_of_the_step_and_nothing_is_lost(self, size, offsets):
+        blob = FakeBlob(bytes(range(size)))
+        assert b"".join(blob_ranges(blob, '"0x1"', step=4)) == blob.data
+        assert blob.downloads == [(offset, 4, '"0x1"') for offset in offsets]  # (8: the GET at 8 answers 416)
+
+    def test_the_reader_reads_any_sizes_and_rewinds_with_a_new_download(self):
+        data = bytes(range(256)) * 60
+        blob = FakeBlob(data)
+        reader = BlobReader(blob, '"0x1"')
+        got = reader.read(1) + reader.read(7000) + reader.read(5000)
+        assert got == data[:12001] and reader.tell() == 12001
+        assert reader.seek(0) == 0 and reader.read() == data
+
+
 class TestUploadEffect:
     def test_a_first_upload_streams_the_blob_under_its_hash_name_and_records_the_file(self):
         env, repos = env_with()
@@ -126,7 +152,7 @@ class TestUploadEffect:
         ds = uploading()
         outcome = run_effect(DATASET, ds, decide(DATASET, ds, env), env)
         assert sent == [(FILENAME, CONTENT)]
-        assert env.context["blob"].downloads == [(None, '"0x1"')]  # only the version validated
+        assert env.context["blob"].downloads == [(0, RANGE_BYTES, '"0x1"')]  # only the version validated
         assert outcome.to == S.PROCESSING
         assert outcome.set["file_id"] == "file-new" and outcome.set["reused_file"] is False
         assert outcome.set["upload_path"] == "upload"
