@@ -258,8 +258,12 @@ def authorize(request: Request, policy: AccessPolicy, required: str | None = Non
         held = ROLE_NAMES[principal.role]
         who = ("the function key" + f" (API_KEY_ROLE is {policy.api_key_role})") if principal.via == "key" \
             else principal.name
-        hint = "" if principal.via == "key" else \
-            " (ask an owner of the app registration to assign you the role in Entra ID, Enterprise applications)"
+        if principal.via != "key":
+            hint = " (ask an owner of the app registration to assign you the role in Entra ID, Enterprise applications)"
+        elif policy.trust_principal:
+            hint = "; sign in with Entra ID (/.auth/login/aad) to act with your own role"
+        else:
+            hint = ""
         raise ApiError("forbidden", f"{what} needs the {ROLE_NAMES[need]} role; {who} holds "
                                     f"{'no role of this service' if principal.role == NONE else held}{hint}",
                        required_role=ROLE_NAMES[need], held_role=held, principal=principal.name)

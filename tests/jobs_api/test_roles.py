@@ -130,7 +130,8 @@ def test_the_function_key_has_the_role_api_key_role_names(easy_auth, ctx):
     assert api.get("/jobs").status_code == 200
     body = refused(api.post("/jobs", json={"training_dataset": ds["name"]}), 403, "forbidden")
     assert body["held_role"] == "Reader" and body["principal"] == "function key"
-    assert "the function key (API_KEY_ROLE is reader) holds Reader" in body["detail"]
+    assert body["detail"] == ("POST /api/jobs needs the Operator role; the function key (API_KEY_ROLE is reader) "
+                              "holds Reader; sign in with Entra ID (/.auth/login/aad) to act with your own role")
 
 
 def test_with_api_key_role_none_nobody_signed_in_gets_401(easy_auth):
