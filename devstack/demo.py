@@ -1,6 +1,6 @@
 """``make demo``: the whole service end to end on the local stack.
 
-Starts Azurite, the simulator (short job phases) and the local runner with all four
+Starts Azurite, the simulator (short job phases) and the local runner with all five
 triggers; drops the shipped sample dataset into the datasets container; starts a job
 through ``POST /api/jobs``; waits until the monitor has deployed the model and a chat
 completion to it answers; stops everything it started. Prints progress while it

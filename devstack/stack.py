@@ -18,12 +18,14 @@ log = logging.getLogger("devstack")
 
 
 def base_values() -> dict[str, str]:
-    """Values from local.settings.json if a developer made one, else the sample."""
-    for name in ("local.settings.json", "local.settings.sample.json"):
+    """The sample's values, overlaid with local.settings.json's if a developer made one (so a
+    copy made before a setting was added, such as a new trigger's schedule, still loads)."""
+    values: dict[str, str] = {}
+    for name in ("local.settings.sample.json", "local.settings.json"):
         path = ROOT / name
         if path.exists():
-            return {k: str(v) for k, v in json.loads(path.read_text()).get("Values", {}).items()}
-    return {}
+            values.update({k: str(v) for k, v in json.loads(path.read_text()).get("Values", {}).items()})
+    return values
 
 
 def stack_env(storage_conn: str, sim_url: str, ca_path: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
