@@ -888,6 +888,7 @@ def job_view(row: Row | Mapping[str, Any], deployment: Row | None = None) -> dic
         "deployment": dep_view,
         "idempotency_key": data.get("idempotency_key"),
         "created_by": data.get("created_by"),
+        "requested_by": data.get("requested_by") if isinstance(data.get("requested_by"), Mapping) else None,
     })
     return view
 

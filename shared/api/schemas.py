@@ -166,6 +166,7 @@ JOB = {
         **JOB_SUMMARY_PROPERTIES,
         "queue_position": {"type": "integer", "minimum": 1,
                            "description": "While waiting: 1 for the next job to be created at Azure OpenAI"},
+        "requested_by": {"$ref": "#/components/schemas/RequestedBy"},
         "created_by": {"type": ["string", "null"],
                        "description": "Who started it: the signed-in principal's name, or \"function key\""},
         "openai_status": _STR_OR_NULL,
@@ -302,6 +303,7 @@ DEPLOYMENT_PROPERTIES = {
     "previous_model": {"type": ["string", "null"], "description": "The model it served before the last roll "
                                                                   "forward (what a rollback serves again)"},
     "pending_model": {"type": ["string", "null"], "description": "A model it was asked to serve next"},
+    "requested_by": {"$ref": "#/components/schemas/RequestedBy"},
     "rolls": _INT_OR_NULL,
     "blocked_reason": _STR_OR_NULL,
     "retirement": {"type": ["object", "null"], "description": "Set when the model retires within 90 days: retires_on, "
@@ -374,6 +376,14 @@ VALIDATION_CODES = {
                                                 "meaning": {"type": "string"}, "fix": {"type": "string"}}}}},
 }
 
+REQUESTED_BY = {
+    "type": ["object", "null"],
+    "description": "A change asked through the API that the service is still carrying out (a rollback, a pause "
+                   "Azure has not finished): who asked, why, when, and the states that finish it",
+    "properties": {"by": {"type": "string"}, "why": {"type": "string"}, "at": _TIME,
+                   "until": {"type": "array", "items": {"type": "string"}}},
+}
+
 COMPONENTS: dict[str, Any] = {
     "CreateJobRequest": CREATE_JOB_REQUEST,
     "Hyperparameters": HYPERPARAMETERS_REQUEST,
@@ -395,5 +405,6 @@ COMPONENTS: dict[str, Any] = {
     "DeploymentEvent": DEPLOYMENT_EVENT,
     "JobResults": JOB_RESULTS,
     "JobHistory": JOB_HISTORY,
+    "RequestedBy": REQUESTED_BY,
     "ValidationCodes": VALIDATION_CODES,
 }

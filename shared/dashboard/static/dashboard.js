@@ -690,6 +690,7 @@
           ["Model", d.model ? h("code", { text: d.model }) : null],
           ["Previous model", d.previous_model ? h("code", { text: d.previous_model }) : null],
           ["Job", d.job_id ? link(jobHref(d.job_id), d.job_id) : null],
+          d.requested_by ? ["Under way", h("span", { id: "requested-by", text: d.requested_by.why + ", asked by " + d.requested_by.by })] : null,
           ["SKU", (d.sku || "–") + " × " + (d.capacity || "–")], ["Provisioning", d.provisioning_state]
         ]),
         facts([
