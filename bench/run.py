@@ -2,6 +2,10 @@
 
 Sections (``--only`` picks some):
 
+- ``peers``: whole processes on the 1, 64 and 256 MB mix: the bare orjson line parse,
+  this validator's command line, and the peers whose checkouts are given (see
+  ``bench/peers.py``; skipped rows are listed).
+
 - ``validator``: the generated chat mix of 64, 256 and 512 MB, for gpt-4o-mini and
   gpt-35-turbo-0125: validator against a baseline that only reads each line and parses
   it with orjson (the key figure: validator time / baseline time), MB/s, examples/s,
@@ -42,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results"
 MODELS = ("gpt-4o-mini-2024-07-18", "gpt-35-turbo-0125")
 SHORT_NAME = {"gpt-4o-mini-2024-07-18": "gpt-4o-mini", "gpt-35-turbo-0125": "gpt-35-turbo-0125"}
-SECTIONS = ("validator", "tokens", "shapes", "instructions", "intake", "ticks", "coldstart")
+SECTIONS = ("peers", "validator", "tokens", "shapes", "instructions", "intake", "ticks", "coldstart")
 RSS_TARGET_MB = 150
 RATIO_TARGET = 2.0
 
@@ -318,6 +322,10 @@ def _f(x: float, digits: int = 2) -> str:
 
 def table(results: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
+    if results.get("peers"):
+        from bench.peers import peer_rows
+
+        rows += peer_rows(results["peers"], _f)
     v = results.get("validator") or {}
     for key, r in v.items():
         load = sum(r["encoding_load_seconds"].values())
@@ -426,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deployments", default="10,200", help="deployments for the keeper ticks")
     p.add_argument("--cache", type=Path, default=RESULTS / "cache", help="where generated datasets are kept")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="the JSON figures")
+    p.add_argument("--copilot", help="a checkout of microsoft/GitHub-Copilot-for-Azure for the peers section "
+                                     "(default: BENCH_COPILOT_CHECKOUT)")
     args = p.parse_args(argv)
     sections = args.only.split(",") if args.only else list(SECTIONS)
     unknown = set(sections) - set(SECTIONS)
@@ -437,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "settings": {
         "rounds": rounds, "sizes_mb": sizes, "full": args.full, "sections": sections}}
     log(f"sections: {', '.join(sections)}; {rounds} rounds; datasets in {args.cache}")
+    if "peers" in sections:
+        from bench.peers import SIZES_MB, peers_section
+
+        results["peers"] = peers_section(args.cache, dataset, rounds, log, args.copilot,
+                                         tuple(s for s in SIZES_MB if s == 1 or s in sizes))
     if "validator" in sections:
         results["validator"] = validator_section(args.cache, sizes, rounds)
     if "tokens" in sections:

@@ -1,0 +1,122 @@
+"""The validator beside the validators people could pick instead, whole processes on the same
+files: what a user waits for from typing the command to the answer (interpreter start,
+imports and the encoding's load included), and the peak memory.
+
+Peers run as their authors published them, from a local checkout whose path is a setting
+(their code is never copied into this project):
+
+- ``BENCH_COPILOT_CHECKOUT`` (or ``--copilot``): a checkout of
+  ``microsoft/GitHub-Copilot-for-Azure``; its fine-tuning skill's
+  ``plugins/azure-skills/skills/microsoft-foundry/finetuning/scripts/validate/validate_sft.py FILE``
+  (``plugin/skills/...`` in older checkouts).
+
+Without a checkout its rows are skipped, and the table says so; the bare ``orjson`` line
+parse (the floor any validator pays) and this validator are always measured. Runs of the
+same file alternate between the programs, so a burst of load hits them alike; the best of
+``rounds`` is kept.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where the skill's validator lives (it moved once: the newest path first).
+COPILOT_SCRIPTS = ("plugins/azure-skills/skills/microsoft-foundry/finetuning/scripts/validate/validate_sft.py",
+                   "plugin/skills/microsoft-foundry/finetuning/scripts/validate/validate_sft.py")
+MODEL = "gpt-4o-mini-2024-07-18"
+SIZES_MB = (1, 64, 256)
+
+__all__ = ["peers_section", "peer_rows", "SIZES_MB"]
+
+
+def _programs(copilot: str | None) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """name -> the command after ``python -m bench.peer_run OUT``; and the skipped ones, with why."""
+    programs = {
+        "orjson line parse": ["-m", "bench.child", "baseline"],
+        "this validator": ["-m", "shared.validation", "{file}", "--model", MODEL],
+    }
+    skipped: dict[str, str] = {}
+    copilot = copilot or os.environ.get("BENCH_COPILOT_CHECKOUT")
+    if not copilot:
+        skipped["Copilot for Azure validate_sft.py"] = ("no checkout of microsoft/GitHub-Copilot-for-Azure: set "
+                                                        "BENCH_COPILOT_CHECKOUT")
+    else:
+        found = next((Path(copilot) / p for p in COPILOT_SCRIPTS if (Path(copilot) / p).is_file()), None)
+        if found is None:
+            skipped["Copilot for Azure validate_sft.py"] = f"none of {', '.join(COPILOT_SCRIPTS)} is in {copilot}"
+        else:
+            programs["Copilot for Azure validate_sft.py"] = [str(found), "{file}"]
+    return programs, skipped
+
+
+def _run(command: list[str], file: Path) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    args = [a.replace("{file}", str(file)) for a in command]
+    if args[:2] == ["-m", "bench.child"]:
+        args.append(str(file))
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bench.peer_run", out, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seconds = time.perf_counter() - started
+    try:
+        result = json.loads(Path(out).read_text())
+    except (OSError, ValueError):
+        raise RuntimeError(f"{' '.join(args)} did not finish ({proc.returncode}):\n{proc.stderr[-2000:]}") from None
+    finally:
+        Path(out).unlink(missing_ok=True)
+    return {"seconds": seconds, **result}
+
+
+def peers_section(cache: Path, dataset: Callable[..., Path], rounds: int, log: Callable[[str], None],
+                  copilot: str | None = None, sizes: tuple[int, ...] = SIZES_MB) -> dict[str, Any]:
+    programs, skipped = _programs(copilot)
+    out: dict[str, Any] = {"skipped": skipped, "files": {}}
+    for size in sizes:
+        path = dataset(cache, "mix", size, log=log)
+        runs: dict[str, list[dict]] = {name: [] for name in programs}
+        for r in range(rounds):
+            log(f"peers: {size} MB, round {r + 1}/{rounds}")
+            for name, command in programs.items():
+                runs[name].append(_run(command, path))
+        best = {name: min(rs, key=lambda x: x["seconds"]) for name, rs in runs.items()}
+        out["files"][str(size)] = {
+            "size_mb": size, "bytes": path.stat().st_size,
+            "programs": {name: {"seconds": round(b["seconds"], 3), "peak_rss_mb": round(b["peak_rss_mb"] or 0, 1),
+                                "exit": b["exit"], "all_seconds": [round(x["seconds"], 3) for x in runs[name]]}
+                         for name, b in best.items()},
+        }
+    return out
+
+
+def peer_rows(results: dict[str, Any], f: Callable[..., str]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for size, r in results.get("files", {}).items():
+        progs = r["programs"]
+        ours = progs["this validator"]["seconds"]
+        floor = progs["orjson line parse"]["seconds"]
+        for name, p in progs.items():
+            target = ""
+            if name == "this validator":
+                others = [q["seconds"] for n, q in progs.items() if n not in ("this validator", "orjson line parse")]
+                goals = []
+                if others:
+                    goals.append("faster than every peer: " + ("met" if ours < min(others) else "missed"))
+                if r["size_mb"] >= 256:
+                    goals.append(f"≤ 1.5× the bare parse: {'met' if ours <= 1.5 * floor else 'missed'}")
+                goals.append(f"peak RSS < 100 MB: {'met' if p['peak_rss_mb'] < 100 else 'missed'}")
+                target = "; ".join(goals)
+            rows.append(["peers", f"{r['size_mb']} MB mix, {name}", f"{f(p['seconds'])} s",
+                         f"{p['seconds'] / floor:.2f}× the bare parse", f"{r['bytes'] / (1 << 20) / p['seconds']:.1f} MB/s",
+                         f"{f(p['peak_rss_mb'], 0)} MB", f"exit {p['exit']}; whole process, best of "
+                                                          f"{len(p['all_seconds'])}", target])
+    for name, why in (results.get("skipped") or {}).items():
+        rows.append(["peers", f"{name}: skipped", "", "", "", "", why, ""])
+    return rows
