@@ -299,6 +299,7 @@ def _plan_deployment(spec: Any, settings, info, job_id: str, suffix: str | None)
         "keep_alive": spec.get("keep_alive") or settings.default_keep_alive,
         "gate": spec.get("gate") or None,
         "model": spec.get("model") or "final",
+        **({"account": spec["account"]} if spec.get("account") else {}),
     }
 
 

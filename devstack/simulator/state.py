@@ -1322,6 +1322,7 @@ class Store:
                          for j in self.jobs.values()],
                 "deployments": [{"subscription": d.subscription, "resource_group": d.resource_group,
                                  "account": d.account, "name": d.name, "model": d.model.get("name"),
+                                 "source": d.model.get("source") or d.model.get("sourceAccount"),
                                  "sku": d.sku_name, "state": d.state, "created_at": d.created_at,
                                  "serving_since": d.serving_since, "last_activity": d.last_activity}
                                 for d in self.deployments.values()],

@@ -37,7 +37,7 @@ WRITABLE_PROPERTIES = ("model", "scaleSettings", "raiPolicyName", "versionUpgrad
 
 
 def deployment_body(model: str, sku: str, capacity: int, *, job_id: str | None = None,
-                    snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+                    snapshot: dict[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
     """The PUT body of a deployment: from a snapshot of it as ARM returned it (every
     writable property, tags, SKU) with the model set, else a new one with this service's
     tags. Either way the owner tag is there."""
@@ -53,6 +53,8 @@ def deployment_body(model: str, sku: str, capacity: int, *, job_id: str | None =
         model_props = {"format": model_props.get("format") or "OpenAI", "name": model, "version": "1"}
     model_props.setdefault("format", "OpenAI")
     model_props.setdefault("version", "1")
+    if source:  # trained in another account of the pool: ARM deploys it from there
+        model_props["source"] = source
     body["properties"]["model"] = model_props
     body["tags"][OWNER_TAG] = OWNER
     if job_id:
@@ -188,9 +190,10 @@ class Arm:
         return state, response.headers.get("Azure-AsyncOperation")
 
     def begin_create(self, name: str, model: str, sku: str, capacity: int, *, job_id: str | None = None,
-                     snapshot: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
-        """:meth:`put` of :func:`deployment_body` (a new deployment, or a faithful re-creation)."""
-        return self.put(name, deployment_body(model, sku, capacity, job_id=job_id, snapshot=snapshot))
+                     snapshot: dict[str, Any] | None = None, source: str | None = None) -> tuple[str | None, str | None]:
+        """:meth:`put` of :func:`deployment_body` (a new deployment, or a faithful re-creation);
+        ``source``: the resource id of the account that trained the model, when it is another."""
+        return self.put(name, deployment_body(model, sku, capacity, job_id=job_id, snapshot=snapshot, source=source))
 
     def operation_error(self, url: str | None) -> AzureError | None:
         """The error of a finished long-running operation (the Azure-AsyncOperation URL a

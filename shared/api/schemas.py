@@ -77,6 +77,9 @@ DEPLOYMENT_REQUEST = {
         "capacity": {"type": "integer", "minimum": 1, "maximum": 1000},
         "keep_alive": {"enum": KEEP_ALIVE},
         "gate": GATE,
+        "account": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}[A-Za-z0-9]$|^[A-Za-z0-9]$",
+                    "description": "The account of the pool to deploy to (README \"Several accounts\"); default: "
+                                   "where it was trained, else one with a free slot"},
         "model": {"type": "string", "pattern": r"^(final|best|ftchkpt-[A-Za-z0-9_-]{1,128}|[A-Za-z0-9][A-Za-z0-9_.:-]{1,255})$",
                   "description": "What to deploy: final (default: the fine-tuned model), best (the deployable "
                                  "checkpoint, one of the last three, with the lowest validation loss; training "
@@ -311,6 +314,10 @@ DEPLOYMENT_PROPERTIES = {
                                                      "then)"},
     "last_error": _LAST_ERROR,
     "updated_at": _TIME,
+    "account": {"type": ["string", "null"], "description": "The account of the pool it is deployed in"},
+    "source": {"type": ["string", "null"], "description": "The resource id of the account that trained the model, "
+                                                          "when it is another one (ARM's properties.model.source)"},
+    "placement_reason": {"type": ["string", "null"], "description": "Why that account (or why none could host it)"},
 }
 
 DEPLOYMENT_SUMMARY = {"type": "object", "required": ["name", "keep_alive", "state"],

@@ -24,10 +24,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from ..adapters import ports_for
 from ..core.clock import utc_iso
 from ..core.errors import AzureError, ErrorKind
 from ..core.retry import RetryPolicy
 from ..policies.hosting import close_period, hosting_figures
+from ..policies.accounts import account_of
 from ..policies.idle import effective_margin, idle_deadline, is_developer_tier
 from ..state.records import DeploymentRecord
 from ..state.tables import AlreadyExistsError
@@ -92,18 +94,76 @@ def _hosting(dep: DeploymentRecord, changes: dict[str, Any], env: Env) -> dict[s
 
 
 # ----------------------------------------------------------------------------- rows
+def _pool(env: Env) -> tuple:
+    return tuple(getattr(env.settings, "accounts", ()) or ())
+
+
+def dep_account(dep: DeploymentRecord, env: Env):
+    """The account of the pool a deployment is in (None: a pool of one, or no pool)."""
+    pool = _pool(env)
+    if len(pool) <= 1:
+        return None
+    return account_of({"account": dep.account}, pool)
+
+
+def _slots_used(env: Env, pool) -> dict[str, int]:
+    """Fine-tuned deployments each account of the pool hosts (or is creating), from the rows."""
+    used: dict[str, int] = {}
+    for row in env.repos.list_deployments():
+        if row.get("state") in HOSTED_STATES or row.get("state") == D.DEPLOY_BLOCKED and row.get("create_requested_at"):
+            try:
+                key = account_of(row, pool).key
+            except KeyError:
+                continue
+            used[key] = used.get(key, 0) + 1
+    return used
+
+
+def _placement(env: Env, *, model: str, sku: str, trained_on: str | None, named: str | None) -> dict[str, Any]:
+    """Where a new deployment goes (the pool of accounts): its row's account, source and reason;
+    with no account that can host it, ``state`` deploy_blocked and the reason."""
+    pool = _pool(env)
+    if len(pool) <= 1:
+        return {"account": env.settings.openai_account}
+    from ..catalogue import UnknownModelError, load_catalogue
+    from ..policies.placement import place_deployment
+
+    try:
+        info = load_catalogue().resolve(model)
+    except UnknownModelError:
+        info = None
+    try:
+        home = account_of({"account": trained_on}, pool)
+    except KeyError:
+        home = pool[0]
+    placed = place_deployment(pool, info=info, sku=sku, trained_on=home, named=named, used=_slots_used(env, pool))
+    if placed.account is None:
+        return {"account": home.name, "placement_reason": placed.reason, "unplaced": True}
+    return {"account": placed.account.name, "placement_reason": placed.reason,
+            "source": home.resource_id if placed.account.key != home.key else None}
+
+
 def request_deployment(env: Env, *, name: str, model: str, job_id: str, sku: str, capacity: int,
-                       keep_alive: str) -> DeploymentRecord:
+                       keep_alive: str, trained_on: str | None = None, account: str | None = None) -> DeploymentRecord:
     """The deployment a job asks for: its row in ``creating`` (the insert claims the
-    name), or the row that already holds the name."""
+    name), or the row that already holds the name. With a pool of accounts, a new one goes
+    where :func:`~shared.policies.placement.place_deployment` says (``account``: the one the
+    job names; ``trained_on``: the job's account), ``deploy_blocked`` with the reason when no
+    account can host it; a release channel keeps its account."""
     repos, now = env.repos, env.now
     pk, rk = repos.deployment_keys(name)
-    data = {"PartitionKey": pk, "RowKey": rk, "name": name, "account": env.settings.openai_account, "model": model,
+    where = _placement(env, model=model, sku=sku, trained_on=trained_on, named=account)
+    first = D.DEPLOY_BLOCKED if where.pop("unplaced", False) else D.CREATING
+    why = f"requested by job {job_id}" + (f": {where['placement_reason']}" if where.get("placement_reason") else "")
+    data = {"PartitionKey": pk, "RowKey": rk, "name": name, **where, "model": model,
             "job_id": job_id, "sku": sku, "capacity": int(capacity), "keep_alive": keep_alive,
-            "state": D.CREATING.value, "adopted": False, "redeploys": 0, "pings": 0, "restores": 0,
+            "state": first.value, "adopted": False, "redeploys": 0, "pings": 0, "restores": 0,
             "hosting_hours": 0.0, "estimated_cost": 0.0, "requested_at": utc_iso(now), "updated_at": utc_iso(now),
-            "state_history": [{"state": D.CREATING.value, "at": utc_iso(now), "why": f"requested by job {job_id}"}],
+            "state_history": [{"state": first.value, "at": utc_iso(now), "why": why}],
             "state_changed_at": utc_iso(now)}
+    if first == D.DEPLOY_BLOCKED:
+        data.update({"blocked_reason": where["placement_reason"][:MESSAGE_CHARS], "blocked_since": utc_iso(now),
+                     "attempts": 1, "next_attempt_at": utc_iso(now + timedelta(seconds=DEPLOY_RETRY.backoff(1)))})
     try:
         row = repos.deployments.insert(data)
     except AlreadyExistsError:
@@ -111,11 +171,21 @@ def request_deployment(env: Env, *, name: str, model: str, job_id: str, sku: str
         dep = DeploymentRecord.from_row(row)
         if dep.job_id != job_id and dep.state != D.FAILED:
             # A release channel: the name is this service's; its life cycle is asked to serve this
-            # job's model under it (the model it serves now is remembered for a rollback).
+            # job's model under it (the model it serves now is remembered for a rollback). It keeps
+            # its account; a model trained in another one is deployed from there (source).
+            pool = _pool(env)
+            source = None
+            if len(pool) > 1:
+                try:
+                    home, mine = account_of({"account": trained_on}, pool), account_of(row, pool)
+                    source = home.resource_id if home.key != mine.key else None
+                except KeyError:
+                    source = None
+
             def ask(current: dict[str, Any]) -> dict[str, Any] | None:
                 if job_id in (current.get("job_id"), current.get("pending_job_id")):
                     return None
-                return {"pending_model": model, "pending_job_id": job_id,
+                return {"pending_model": model, "pending_job_id": job_id, "pending_source": source,
                         "pending_reason": f"job {job_id} succeeded", "updated_at": utc_iso(env.now)}
 
             row = repos.deployments.update_with_retry(pk, rk, ask)
@@ -150,13 +220,14 @@ class RollbackRefused(Exception):
     pass
 
 
-def adopt(env: Env, info) -> DeploymentRecord | None:
+def adopt(env: Env, info, account=None) -> DeploymentRecord | None:
     """A fine-tuned deployment made by hand, taken over with the default policy
     (``KEEPER_ADOPT_EXISTING``); None when another worker adopted it first."""
     repos, now, s = env.repos, env.now, env.settings
     created = info.created_at or now
     pk, rk = repos.deployment_keys(info.name)
-    data = {"PartitionKey": pk, "RowKey": rk, "name": info.name, "account": s.openai_account, "model": info.model,
+    data = {"PartitionKey": pk, "RowKey": rk, "name": info.name, "account": account.name if account else s.openai_account,
+            "model": info.model,
             "sku": info.sku or s.default_deployment_sku, "capacity": info.capacity or 1,
             "keep_alive": s.default_keep_alive, "state": D.ACTIVE.value, "provisioning_state": info.provisioning_state,
             "adopted": True, "created_at": utc_iso(created), "hosted_since": utc_iso(created),
@@ -200,14 +271,16 @@ class Put:
     event: dict[str, Any] | None = None
     job_id: str | None = None
     snapshot: dict[str, Any] | None = None
+    source: str | None = None      # the training account's resource id (a pool: trained elsewhere)
 
     @property
     def what(self) -> str:
         return f"deploying {self.name}"
 
     def run(self, env: Env) -> Step:
+        extra = {"source": self.source} if self.source else {}
         state, operation = env.azure.arm.begin_create(self.name, self.model, self.sku, self.capacity,
-                                                      job_id=self.job_id, snapshot=self.snapshot)
+                                                      job_id=self.job_id, snapshot=self.snapshot, **extra)
         return Step(set={"provisioning_state": state, "operation": operation, "last_error": None, "attempts": None,
                          "blocked_reason": None},
                     events=(self.event,) if self.event else ())
@@ -267,7 +340,12 @@ def _blocked(dep: DeploymentRecord, err: AzureError, env: Env) -> Step:
         return Step(set={"last_error": {**err.to_dict(), "at": utc_iso(env.now), "during": f"deploying {_name(dep)}"}},
                     next=DEPLOY_RETRY.wait(err) or None, log=f"deploying failed ({err}); retrying")
     attempts = (dep.attempts or 0) + 1
-    reason = err.reason[:MESSAGE_CHARS]
+    reason = err.reason
+    if err.code == "LinkedAuthorizationFailed" and dep.source:
+        reason = (f"the app's identity may not read the model in the account that trained it ({dep.source}): grant "
+                  f"it Cognitive Services OpenAI Contributor there (infra/ does for every account of "
+                  f"AZURE_OPENAI_ACCOUNTS), then it is retried; Azure said: {err.message}")
+    reason = reason[:MESSAGE_CHARS]
     give_up = err.kind.permanent and attempts >= MAX_DEPLOY_FAILURES
     wait = DEPLOY_RETRY.backoff(attempts)
     detail = {**err.to_dict(), "job_id": dep.job_id, "attempt": attempts}
@@ -302,7 +380,7 @@ def _put(dep: DeploymentRecord, env: Env, to: D = D.CREATING) -> Step:
     event = _event("create", f"job {dep.job_id} succeeded: deploying {dep.model} ({dep.sku} x{dep.capacity})",
                    "started")
     return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1), event,
-                                  job_id=dep.job_id),
+                                  job_id=dep.job_id, source=dep.source),
                 on_error=lambda err: _blocked(dep, err, env),
                 # Recorded with the intent: after a crash the next visit asks ARM before sending again.
                 set={"created_at": env.now, "hosted_since": env.now, "create_requested_at": env.now})
@@ -382,12 +460,33 @@ def retry_blocked(dep: DeploymentRecord, env: Env) -> Step:
                   f"(or fix what the reason says) and start a job again")
         return Step(to=D.FAILED, why=reason, set={"blocked_reason": reason},
                     events=(_event("create", reason, "failed"),))
+    if dep.create_requested_at is None and str(dep.blocked_reason or "").startswith(NO_HOST) and len(_pool(env)) > 1:
+        return _place_again(dep, env)
     info = env.azure.arm.get(_name(dep))
     if info is not None and not _made_for(info, dep):
         return create(dep, env)  # blocked again, with the reason
     if info is None or info.failed:
         return _put(dep, env)
     return Step(to=D.CREATING, next=0, why=f"ARM has it ({info.provisioning_state})")
+
+
+NO_HOST = "no account of the pool can host it"
+
+
+def _place_again(dep: DeploymentRecord, env: Env) -> Step:
+    """A deployment no account could host when it was asked for: placed again (slots free up,
+    the pool changes); blocked again with the reason, with backoff, until it can be."""
+    job = env.repos.find_job(dep.job_id) if dep.job_id else None
+    where = _placement(env, model=dep.model or "", sku=dep.sku or "Standard",
+                       trained_on=(job or {}).get("account") if job is not None else None,
+                       named=((job.get("deployment") or {}) if job is not None else {}).get("account"))
+    if where.pop("unplaced", False):
+        attempts = (dep.attempts or 0) + 1
+        wait = DEPLOY_RETRY.backoff(attempts)
+        return Step(set={"blocked_reason": where["placement_reason"][:MESSAGE_CHARS], "attempts": attempts},
+                    next=wait or None, log=f"still no account can host it; retrying in {wait:.0f}s")
+    return Step(to=D.CREATING, next=0, why=f"placed: {where['placement_reason']}",
+                set={**where, "blocked_reason": None, "blocked_since": None, "attempts": None, "last_error": None})
 
 
 def _give_up(dep: DeploymentRecord, env: Env, reason: str) -> Step:
@@ -565,7 +664,7 @@ def _take_pending(dep: DeploymentRecord) -> dict[str, Any]:
     """The row serves the asked-for model from now on (the old one is remembered)."""
     return {"model": dep.pending_model, "job_id": dep.pending_job_id, "previous_model": dep.model,
             "previous_job_id": dep.job_id, "rolling_from": dep.model, "pending_model": None, "pending_job_id": None,
-            "pending_reason": None}
+            "pending_reason": None, "source": dep.pending_source, "pending_source": None}
 
 
 def _roll(dep: DeploymentRecord, env: Env) -> Step:
@@ -588,7 +687,7 @@ def _roll(dep: DeploymentRecord, env: Env) -> Step:
         return _keep_failure(dep, "roll", err, env)
 
     put = Put(name, dep.pending_model or "", dep.sku or "Standard", int(dep.capacity or 1),
-              job_id=dep.pending_job_id, snapshot=dep.arm_snapshot)
+              job_id=dep.pending_job_id, snapshot=dep.arm_snapshot, source=dep.pending_source)
     return Step(to=D.ROLLING, set=changes, why=reason, poll=POLL_SECONDS, events=(event,), on_error=refused,
                 effect=put)
 
@@ -602,7 +701,7 @@ def rolling(dep: DeploymentRecord, env: Env) -> Step:
     if info.model != dep.model or info.failed:
         if info.failed or (dep.last_error or {}).get("during") == "roll":
             put = Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1), job_id=dep.job_id,
-                      snapshot=dep.arm_snapshot)
+                      snapshot=dep.arm_snapshot, source=dep.source)
             return Step(effect=put, poll=POLL_SECONDS, on_error=lambda err: _keep_failure(dep, "roll", err, env))
         return Step(poll=POLL_SECONDS, log=f"ARM still serves {info.model}; waiting for {dep.model}")
     if not info.serving:
@@ -636,7 +735,7 @@ def _recreate(dep: DeploymentRecord, env: Env, to: D) -> Step:
     # A refused PUT leaves it where it was before the PUT: gone, not being created.
     # Re-created as it was: every property ARM showed (SKU, tags, content filter, upgrade option …).
     return Step(to=to, effect=Put(name, dep.model or "", dep.sku or "Standard", int(dep.capacity or 1),
-                                  job_id=dep.job_id, snapshot=dep.arm_snapshot),
+                                  job_id=dep.job_id, snapshot=dep.arm_snapshot, source=dep.source),
                 poll=POLL_SECONDS, on_error=lambda err: _keep_failure(dep, action, err, env, to=before),
                 set={"create_requested_at": env.now})
 
@@ -716,6 +815,48 @@ def recreating(dep: DeploymentRecord, env: Env) -> Step:
                                detail={"created_at": utc_iso(created), "new_deadline": utc_iso(deadline)}),))
 
 
+@dataclass
+class _InAccount:
+    """An effect run with the ports of the deployment's account of the pool."""
+
+    effect: Any
+    account: Any
+
+    @property
+    def what(self) -> str:
+        return f"{self.effect.what} ({self.account.name})"
+
+    def run(self, env: Env):
+        from dataclasses import replace
+
+        return self.effect.run(replace(env, azure=ports_for(env.azure, self.account)))
+
+
+def _in_account(handler):
+    """``handler`` deciding with the ports of the deployment's own account (ARM in its
+    subscription, its data plane); its effect runs there too. A pool of one: unchanged."""
+    def run(dep: DeploymentRecord, env: Env) -> Step:
+        account = dep_account(dep, env)
+        if account is None or account.default:
+            return handler(dep, env)
+        from dataclasses import replace
+
+        step = handler(dep, replace(env, azure=ports_for(env.azure, account)))
+        if step.effect is not None and not isinstance(step.effect, _InAccount):
+            step.effect = _InAccount(step.effect, account)
+        return step
+
+    run.__name__ = run.__qualname__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def _in_accounts(specs: tuple) -> tuple:
+    from dataclasses import replace
+
+    return tuple(replace(spec, handler=_in_account(spec.handler)) if spec.handler else spec for spec in specs)
+
+
 def _sink(env: Env, dep: DeploymentRecord, event: dict[str, Any]) -> None:
     record_event(env, dep, event)
 
@@ -724,7 +865,7 @@ DEPLOYMENT = Machine(
     name="deployment", states=DeploymentState, record=DeploymentRecord, state_field="state",
     history_field="state_history", changed_at_field="state_changed_at", policy=DEPLOY_RETRY,
     lease=timedelta(minutes=30), event_sink=_sink,
-    specs=(
+    specs=_in_accounts((
         StateSpec(D.CREATING, "a succeeded job asked for it; ARM is creating it",
                   "a monitor tick: the PUT (never over a deployment the service did not create), then ARM's "
                   "provisioning state; given up after 6 h", create, open=True,
@@ -762,7 +903,7 @@ DEPLOYMENT = Machine(
         StateSpec(D.EXPIRED, "deleted by the idle rule as its policy `none` asked; left alone",
                   "a keeper tick, only when the policy was changed since", expired, to=(D.MISSING,)),
         StateSpec(D.FAILED, "refused for good (`last_error`)"),
-    ),
+    )),
 )
 
 

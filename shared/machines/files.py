@@ -59,16 +59,16 @@ def evict_unused(env, file_ids: Iterable[str | None], *, why: str, except_job: s
     if not wanted:
         return []
     used = files_in_use(env, except_job=except_job)
-    azure = ports_for(env.azure, account)
     deleted = []
     for file_id in wanted:
         if file_id in used:
             continue
+        holder = _holder(env, file_id, account)
         try:
-            azure.files.delete(file_id)
+            ports_for(env.azure, holder).files.delete(file_id)
         except AzureError as err:
             log.warning("Could not delete file %s (%s); the keeper's next tick tries again", file_id, err)
-            delete_later(env, file_id, why, account=account)
+            delete_later(env, file_id, why, account=holder)
             continue
         _forget(env, file_id, why)
         deleted.append(file_id)
@@ -150,6 +150,19 @@ def _pool_account(env, name: str | None):
         if account.key == str(name).lower():
             return account
     return None
+
+
+def _holder(env, file_id: str, hint):
+    """The account that holds ``file_id``: the one whose per-account row names it, the default
+    account for a dataset's own file, else ``hint`` (a job's result file: the job's account)."""
+    if len(getattr(env.settings, "accounts", ()) or ()) <= 1:
+        return hint
+    for row in env.repos.datasets.query("file_id eq @f", {"f": file_id}):
+        if row.partition_key.startswith(ACCOUNT_FILES):
+            return _pool_account(env, row.get("account"))
+        if row.partition_key != DELETIONS:
+            return None
+    return hint
 
 
 def account_file(env, account, sha256: str) -> dict[str, Any] | None:

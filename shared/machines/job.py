@@ -214,7 +214,7 @@ def deployment_spec(job: JobRecord, settings) -> dict[str, Any] | None:
             "sku": spec.get("sku") or settings.default_deployment_sku,
             "capacity": int(spec.get("capacity") or settings.default_deployment_capacity),
             "keep_alive": spec.get("keep_alive") or settings.default_keep_alive, "gate": spec.get("gate"),
-            "model": spec.get("model") or "final"}
+            "model": spec.get("model") or "final", **({"account": spec["account"]} if spec.get("account") else {})}
 
 
 DEPLOYABLE_CHECKPOINTS = 3   # Azure deploys a job's last three checkpoints by their ftchkpt-… id
@@ -330,6 +330,7 @@ class RequestDeployment:
     job_id: str
     spec: dict[str, Any]
     model: str
+    trained_on: str | None = None     # the job's account of the pool
 
     @property
     def what(self) -> str:
@@ -340,7 +341,8 @@ class RequestDeployment:
 
         dep = request_deployment(env, name=self.spec["name"], model=self.model, job_id=self.job_id,
                                  sku=self.spec["sku"], capacity=self.spec["capacity"],
-                                 keep_alive=self.spec["keep_alive"])
+                                 keep_alive=self.spec["keep_alive"], trained_on=self.trained_on,
+                                 account=self.spec.get("account"))
         if self.job_id not in (dep.job_id, dep.pending_job_id):
             who = f"job {dep.job_id}" if dep.job_id else "another deployment"
             err = AzureError(ErrorKind.CONFLICT, "DeploymentNameInUse",
@@ -706,7 +708,7 @@ def after_success(job: JobRecord, env: Env) -> Step:
                     set={**changes, "deploy_decision": "deploy",
                          "last_error": {"kind": "invalid", "message": why, "at": utc_iso(env.now)}})
     return Step(to=S.DEPLOYING, why=f"deploying {model} ({choice}) as {name}",
-                effect=RequestDeployment(job.key, spec, model),
+                effect=RequestDeployment(job.key, spec, model, job.account),
                 set={**changes, "deploy_decision": "deploy", "deployment_name": name, "deployment_state": "creating",
                      "deployed_model": model, "deploy_requested_at": env.now, "last_error": None,
                      "blocked_reason": None})
@@ -725,7 +727,7 @@ def follow_deployment(job: JobRecord, env: Env) -> Step:
         if not spec or not job.fine_tuned_model:
             return Step(to=S.DEPLOY_FAILED, why="the job has no deployment to follow")
         return Step(to=S.DEPLOYING, effect=RequestDeployment(job.key, {**spec, "name": name},
-                                                             job.deployed_model or job.fine_tuned_model),
+                                                             job.deployed_model or job.fine_tuned_model, job.account),
                     why=f"the Deployments row of {name} is gone; requesting it again")
     dep = DeploymentRecord.from_row(row)
     if dep.pending_job_id == job.key:

@@ -30,10 +30,12 @@ from typing import Callable, Iterable, Mapping
 
 from .accounts import Account, normalise_training_type
 
-__all__ = ["can_train", "plan", "Placement", "CAPACITY", "NO_ACCOUNT"]
+__all__ = ["can_train", "plan", "Placement", "CAPACITY", "NO_ACCOUNT", "can_host", "place_deployment",
+           "DEPLOYMENT_SLOTS"]
 
 CAPACITY = 3 + 20  # Azure OpenAI: 3 running and 20 queued jobs per resource
 NO_ACCOUNT = "no account of the pool can train it"
+DEPLOYMENT_SLOTS = 10  # Azure OpenAI: 10 fine-tuned deployments per resource
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,56 @@ def plan(pool: tuple[Account, ...], jobs: Iterable[Mapping], used: Mapping[str, 
                       + (f"; {'; '.join(others)}" if others else ""))
         out[key] = Placement(account, reason)
     return out
+
+
+# ----------------------------------------------------------------------------- deployments
+def can_host(account: Account, info, sku: str) -> tuple[bool, str]:
+    """Whether ``account``'s region hosts fine-tuned deployments of ``info`` as ``sku``:
+    Standard and ProvisionedManaged in the model's regions, GlobalStandard and DeveloperTier
+    from any region (when the model deploys that way); an account without a configured region
+    hosts whatever Azure accepts."""
+    where = f"{account.name} ({account.region or 'region not configured'})"
+    skus = tuple(getattr(info, "deployable_skus", ()) or ())
+    if info is not None and skus and sku not in skus:
+        return False, f"{info.name} does not deploy as {sku}"
+    if account.region is None or info is None or sku in ("GlobalStandard", "DeveloperTier"):
+        return True, where
+    regions = tuple(getattr(info, "regions", ()) or ())
+    if regions and account.region not in regions:
+        return False, f"{where}: fine-tuned {info.name} deploys as {sku} only in {', '.join(regions)}"
+    return True, where
+
+
+def place_deployment(pool: tuple[Account, ...], *, info, sku: str, trained_on: Account,
+                     named: str | None, used: Mapping[str, int], slots: int | None = None) -> Placement:
+    """The account a new deployment goes to: the one the job names, else the training account,
+    else the first of the pool with a free slot (``used``: account key -> fine-tuned deployments
+    it hosts) whose region hosts the model as ``sku``. Placement(None, why) when none can."""
+    slots = DEPLOYMENT_SLOTS if slots is None else slots
+    if named:
+        account = next((a for a in pool if a.key == named.lower()), None)
+        if account is None:
+            return Placement(None, f"the job names the account {named!r}, which is not in the pool "
+                                   f"({', '.join(a.name for a in pool)})")
+        candidates = [account]
+    else:
+        candidates = [trained_on] + [a for a in pool if a.key != trained_on.key]
+    whys = []
+    for account in candidates:
+        ok, why = can_host(account, info, sku)
+        if not ok:
+            whys.append(why)
+            continue
+        taken = int(used.get(account.key, 0))
+        if taken >= slots:
+            whys.append(f"{account.name} hosts {taken} of {slots} fine-tuned deployments")
+            continue
+        if named:
+            lead = f"{account.name}, as the job asks"
+        elif account.key == trained_on.key:
+            lead = f"{account.name}, where it was trained"
+        else:
+            lead = f"{why}, from {trained_on.name} where it was trained (properties.model.source)"
+        rest = f" ({'; '.join(whys)})" if whys else ""
+        return Placement(account, f"{lead}: {taken + 1} of {slots} fine-tuned deployments{rest}")
+    return Placement(None, "no account of the pool can host it: " + "; ".join(whys))

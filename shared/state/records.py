@@ -199,7 +199,9 @@ class DeploymentRecord(Record):
     """A row of the Deployments table (PartitionKey = account, RowKey = deployment name)."""
 
     name: str = ""
-    account: str | None = None
+    account: str | None = None                  # the account of the pool it is deployed in
+    source: str | None = None                   # the training account's resource id, when it trained elsewhere
+    placement_reason: str | None = None         # why that account (or why none yet)
     state: str | None = None
     state_history: list | None = _json()
     state_changed_at: datetime | None = _time()
@@ -228,6 +230,7 @@ class DeploymentRecord(Record):
     pending_model: str | None = None
     pending_job_id: str | None = None
     pending_reason: str | None = None
+    pending_source: str | None = None             # the pending model's training account, when not this one
     rolling_from: str | None = None
     roll_started_at: datetime | None = _time()
     previous_model: str | None = None

@@ -1,0 +1,134 @@
+"""Deployments over the pool (the real local stack): where the model was trained, else an
+account with a free slot in a region that hosts it, deployed from the training account
+(``properties.model.source``); a source the app's token cannot reach is a clear
+``deploy_blocked``; the keeper lists and queries each account once per tick and restores a
+deployment in its own account."""
+from __future__ import annotations
+
+import pytest
+
+from shared.jobs import get_job
+
+from .conftest import A, B, C, SUB_A, dataset, start, ticks
+
+DEPLOY = {"sku": "GlobalStandard", "keep_alive": "redeploy"}
+
+
+def _sim_deployments(admin) -> dict[str, dict]:
+    return {d["name"]: d for d in admin.state()["deployments"]}
+
+
+def _settled(ctx, ids):
+    return lambda: all(get_job(ctx, i)["status"] in ("deployed", "deploy_blocked", "deploy_failed", "failed")
+                       for i in ids)
+
+
+def _deployment_row(ctx, name):
+    return ctx.repos.find_deployment(name).data
+
+
+def test_a_model_deploys_where_it_was_trained_else_where_a_slot_is_free_from_its_source(ctx, admin, monkeypatch):
+    import shared.policies.placement as placement
+
+    monkeypatch.setattr(placement, "DEPLOYMENT_SLOTS", 1)
+    name = dataset(ctx, "deploy", "d")
+    jobs = [start(ctx, {"training_dataset": name, "deployment": {**DEPLOY, "name": f"ft-pool-{i}"}})
+            for i in range(3)]
+    ticks(ctx, admin, _settled(ctx, [j["id"] for j in jobs]), limit=150)
+    views = [get_job(ctx, j["id"]) for j in jobs]
+    assert [v["account"] for v in views] == [A, C, A]           # where they trained
+    assert [v["status"] for v in views] == ["deployed"] * 3
+    rows = {i: _deployment_row(ctx, f"ft-pool-{i}") for i in range(3)}
+    # 1 slot per account (lowered): C's job deploys in C; of the two trained in A, the first to be
+    # deployed takes A's slot, the other goes to B (GlobalStandard deploys from any region), from A.
+    assert rows[1]["account"] == C and rows[1].get("source") is None
+    assert sorted(rows[i]["account"] for i in (0, 2)) == [A, B]
+    moved = next(i for i in (0, 2) if rows[i]["account"] == B)
+    stayed = 2 - moved
+    a_id = ctx.settings.accounts[0].resource_id
+    assert rows[stayed].get("source") is None and rows[moved]["source"] == a_id
+    assert "from aoai-pool-a where it was trained (properties.model.source)" in rows[moved]["placement_reason"]
+    assert "aoai-pool-a hosts 1 of 1" in rows[moved]["placement_reason"]
+    at_sim = _sim_deployments(admin)
+    assert (at_sim[f"ft-pool-{moved}"]["account"], at_sim[f"ft-pool-{moved}"]["source"]) == (B, a_id)
+    assert at_sim[f"ft-pool-{stayed}"]["account"] == A and at_sim["ft-pool-1"]["account"] == C
+    # It serves through B's own data plane.
+    assert any(r["path"] == f"/accounts/{B}/openai/deployments/ft-pool-{moved}/chat/completions"
+               and r["status"] == 200 for r in admin.requests(method="POST"))
+
+
+def test_no_account_with_a_free_slot_leaves_the_deployment_blocked_with_the_reason(ctx, admin, monkeypatch):
+    import shared.policies.placement as placement
+
+    monkeypatch.setattr(placement, "DEPLOYMENT_SLOTS", 0)
+    name = dataset(ctx, "noslot", "n")
+    job = start(ctx, {"training_dataset": name, "deployment": {**DEPLOY, "name": "ft-noslot"}})
+    ticks(ctx, admin, _settled(ctx, [job["id"]]))
+    assert get_job(ctx, job["id"])["status"] == "deploy_blocked"
+    row = _deployment_row(ctx, "ft-noslot")  # what GET /api/deployments/ft-noslot shows
+    assert row["state"] == "deploy_blocked" and row["blocked_reason"] == row["placement_reason"]
+    assert row["blocked_reason"].startswith("no account of the pool can host it")
+    for acct in (A, B, C):
+        assert f"{acct} hosts 0 of 0 fine-tuned deployments" in row["blocked_reason"]
+    assert ctx.repos.find_job(job["id"])["blocked_reason"] == row["blocked_reason"]
+    assert "ft-noslot" not in _sim_deployments(admin)
+
+
+@pytest.mark.pool(names=(B,))
+def test_a_source_the_apps_token_cannot_reach_is_blocked_saying_what_to_grant(ctx, admin):
+    # The service's token reaches A's subscription only; the model trains in B (another one).
+    admin.configure(token_subscriptions={"local-simulator-token": [SUB_A]})
+    name = dataset(ctx, "reach", "r")
+    first = start(ctx, {"training_dataset": name, "training_type": "GlobalStandard", "deployment": False})
+    job = start(ctx, {"training_dataset": name, "training_type": "GlobalStandard",
+                      "deployment": {**DEPLOY, "name": "ft-reach", "account": A}})
+    ticks(ctx, admin, _settled(ctx, [job["id"]]))
+    assert get_job(ctx, first["id"])["account"] == A and get_job(ctx, job["id"])["account"] == B
+    view = get_job(ctx, job["id"])
+    assert view["status"] == "deploy_blocked"
+    row = _deployment_row(ctx, "ft-reach")
+    assert row["account"] == A and row["source"].endswith(f"/accounts/{B}")
+    reason = row["blocked_reason"]
+    assert "may not read the model in the account that trained it" in reason
+    assert f"/accounts/{B}" in reason and "Cognitive Services OpenAI Contributor" in reason
+    assert view["last_error"]["code"] == "LinkedAuthorizationFailed"
+    assert "ft-reach" not in _sim_deployments(admin)
+
+
+def test_the_keeper_lists_and_queries_each_account_once_and_restores_in_its_own_account(ctx, admin, monkeypatch):
+    import shared.policies.placement as placement
+    from shared.keeper import Keeper
+
+    monkeypatch.setattr(placement, "DEPLOYMENT_SLOTS", 1)
+    name = dataset(ctx, "keep", "k")
+    jobs = [start(ctx, {"training_dataset": name, "deployment": {**DEPLOY, "name": f"ft-keep-{i}"}})
+            for i in range(3)]
+    ticks(ctx, admin, _settled(ctx, [j["id"] for j in jobs]), limit=150)
+    placed = {_deployment_row(ctx, f"ft-keep-{i}")["account"]: f"ft-keep-{i}" for i in range(3)}
+    assert sorted(placed) == [A, B, C]
+    on_b = placed[B]
+    keeper = Keeper(ctx)
+    since = admin.last_seq()
+    report = keeper.tick()
+    calls = admin.requests(since=since, method="GET")
+    for acct in (A, B, C):
+        lists = [r for r in calls if r["path"].endswith(f"/accounts/{acct}/deployments")]
+        metrics = [r for r in calls if r["path"].endswith(f"/accounts/{acct}/providers/Microsoft.Insights/metrics")]
+        assert (len(lists), len(metrics)) == (1, 1), acct
+    assert report.calls["arm"] >= 3 and report.calls["metrics"] == 3
+    # B's deployment disappears (by hand, or the idle rule): restored in B, from A again.
+    b = ctx.settings.accounts[1]
+    ctx.clients.for_account(b).cognitive.deployments.begin_delete(b.resource_group, B, on_b).result()
+    assert on_b not in _sim_deployments(admin)
+    since = admin.last_seq()
+    for _ in range(20):
+        keeper.tick()
+        admin.advance(2)
+        if _deployment_row(ctx, on_b)["state"] in ("restored", "active") and \
+                on_b in _sim_deployments(admin):
+            break
+    puts = [r for r in admin.requests(since=since, method="PUT") if r["path"].endswith(f"/deployments/{on_b}")]
+    assert puts and all(f"/resourceGroups/{b.resource_group}/providers/Microsoft.CognitiveServices/accounts/{B}/"
+                        in p["path"] for p in puts)
+    assert _sim_deployments(admin)[on_b]["source"] == ctx.settings.accounts[0].resource_id
+    assert _deployment_row(ctx, on_b)["state"] == "restored"
