@@ -68,3 +68,15 @@ def test_no_account_that_can_train_it_says_why_for_each():
     # northcentralus trains it: placed there.
     assert _plan((EUS2, NCUS), [{"id": "y", "training_type": "Standard", "base_model": "gpt-4-0613"}])["y"].account \
         == NCUS
+
+
+def test_rows_written_before_the_pool_are_the_default_accounts_and_a_removed_account_is_not_guessed():
+    import pytest
+
+    from shared.policies.accounts import account_of
+
+    pool = (SWC, EUS2)
+    assert account_of({"status": "running"}, pool) is SWC          # no account field: written before the pool
+    assert account_of({"account": "AOAI-EUS2"}, pool) is EUS2        # names are case-insensitive in Azure
+    with pytest.raises(KeyError, match="'aoai-gone' is not in the pool"):
+        account_of({"account": "aoai-gone"}, pool)
