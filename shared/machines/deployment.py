@@ -119,7 +119,8 @@ def _slots_used(env: Env, pool) -> dict[str, int]:
     return used
 
 
-def _placement(env: Env, *, model: str, sku: str, trained_on: str | None, named: str | None) -> dict[str, Any]:
+def _placement(env: Env, *, model: str, sku: str, trained_on: str | None, named: str | None,
+               full: str | None = None) -> dict[str, Any]:
     """Where a new deployment goes (the pool of accounts): its row's account, source and reason;
     with no account that can host it, ``state`` deploy_blocked and the reason."""
     pool = _pool(env)
@@ -136,7 +137,12 @@ def _placement(env: Env, *, model: str, sku: str, trained_on: str | None, named:
         home = account_of({"account": trained_on}, pool)
     except KeyError:
         home = pool[0]
-    placed = place_deployment(pool, info=info, sku=sku, trained_on=home, named=named, used=_slots_used(env, pool))
+    used = _slots_used(env, pool)
+    if full:
+        from ..policies.placement import DEPLOYMENT_SLOTS
+
+        used[full.lower()] = max(used.get(full.lower(), 0), DEPLOYMENT_SLOTS)  # Azure said so
+    placed = place_deployment(pool, info=info, sku=sku, trained_on=home, named=named, used=used)
     if placed.account is None:
         return {"account": home.name, "placement_reason": placed.reason, "unplaced": True}
     return {"account": placed.account.name, "placement_reason": placed.reason,
@@ -460,8 +466,13 @@ def retry_blocked(dep: DeploymentRecord, env: Env) -> Step:
                   f"(or fix what the reason says) and start a job again")
         return Step(to=D.FAILED, why=reason, set={"blocked_reason": reason},
                     events=(_event("create", reason, "failed"),))
-    if dep.create_requested_at is None and str(dep.blocked_reason or "").startswith(NO_HOST) and len(_pool(env)) > 1:
-        return _place_again(dep, env)
+    if len(_pool(env)) > 1 and dep.activated_at is None and not dep.pending_model:
+        if dep.create_requested_at is None and str(dep.blocked_reason or "").startswith(NO_HOST):
+            return _place_again(dep, env)
+        if (dep.last_error or {}).get("kind") == ErrorKind.QUOTA.value and not _named(dep, env):
+            # Azure says this account is full (deployments the service did not make count too):
+            # placed again, elsewhere if another account has room.
+            return _place_again(dep, env, full=dep.account)
     info = env.azure.arm.get(_name(dep))
     if info is not None and not _made_for(info, dep):
         return create(dep, env)  # blocked again, with the reason
@@ -473,20 +484,29 @@ def retry_blocked(dep: DeploymentRecord, env: Env) -> Step:
 NO_HOST = "no account of the pool can host it"
 
 
-def _place_again(dep: DeploymentRecord, env: Env) -> Step:
-    """A deployment no account could host when it was asked for: placed again (slots free up,
-    the pool changes); blocked again with the reason, with backoff, until it can be."""
+def _named(dep: DeploymentRecord, env: Env) -> str | None:
+    job = env.repos.find_job(dep.job_id) if dep.job_id else None
+    return ((job.get("deployment") or {}) if job is not None else {}).get("account")
+
+
+def _place_again(dep: DeploymentRecord, env: Env, full: str | None = None) -> Step:
+    """A deployment no account could host when it was asked for, or that Azure refused for
+    quota (``full``: that account): placed again (slots free up, the pool changes); blocked
+    again with the reason, with backoff, until it can be."""
     job = env.repos.find_job(dep.job_id) if dep.job_id else None
     where = _placement(env, model=dep.model or "", sku=dep.sku or "Standard",
                        trained_on=(job or {}).get("account") if job is not None else None,
-                       named=((job.get("deployment") or {}) if job is not None else {}).get("account"))
+                       named=((job.get("deployment") or {}) if job is not None else {}).get("account"), full=full)
     if where.pop("unplaced", False):
         attempts = (dep.attempts or 0) + 1
         wait = DEPLOY_RETRY.backoff(attempts)
         return Step(set={"blocked_reason": where["placement_reason"][:MESSAGE_CHARS], "attempts": attempts},
                     next=wait or None, log=f"still no account can host it; retrying in {wait:.0f}s")
+    if full and where["account"].lower() == full.lower():
+        return _put(dep, env)  # the same account again: the PUT, as for any block
     return Step(to=D.CREATING, next=0, why=f"placed: {where['placement_reason']}",
-                set={**where, "blocked_reason": None, "blocked_since": None, "attempts": None, "last_error": None})
+                set={**where, "source": where.get("source"), "blocked_reason": None, "blocked_since": None,
+                     "attempts": None, "last_error": None, "create_requested_at": None, "operation": None})
 
 
 def _give_up(dep: DeploymentRecord, env: Env, reason: str) -> Step:

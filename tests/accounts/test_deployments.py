@@ -132,3 +132,35 @@ def test_the_keeper_lists_and_queries_each_account_once_and_restores_in_its_own_
                         in p["path"] for p in puts)
     assert _sim_deployments(admin)[on_b]["source"] == ctx.settings.accounts[0].resource_id
     assert _deployment_row(ctx, on_b)["state"] == "restored"
+
+
+def test_an_account_azure_says_is_full_sends_the_deployment_elsewhere(ctx, admin, monkeypatch):
+    """Azure's count includes deployments the service did not make: its InsufficientQuota is
+    believed over the service's own count."""
+    import shared.machines.deployment as deployment
+    from shared.core.retry import RetryPolicy
+
+    monkeypatch.setattr(deployment, "DEPLOY_RETRY", RetryPolicy(base_seconds=0.5, cap_seconds=1.0,
+                                                                transient_seconds=0.5))
+    admin.configure(max_finetuned_deployments=1)   # the service still thinks 10
+    name = dataset(ctx, "quota", "q")
+    jobs = [start(ctx, {"training_dataset": name, "training_type": "GlobalStandard",
+                        "deployment": {**DEPLOY, "name": f"ft-quota-{i}"}}) for i in range(4)]
+    ticks(ctx, admin, _settled(ctx, [j["id"] for j in jobs]), limit=200)
+    views = [get_job(ctx, j["id"]) for j in jobs]
+    assert [v["account"] for v in views] == [A, B, C, A]
+    assert sorted(v["status"] for v in views) == ["deploy_blocked"] + ["deployed"] * 3
+    rows = {i: _deployment_row(ctx, f"ft-quota-{i}") for i in range(4)}
+    serving = [r for r in rows.values() if r["state"] == "active"]
+    assert sorted(r["account"] for r in serving) == [A, B, C]   # one per account: Azure's (lowered) limit
+    # The one left over was refused where it was sent, then placed again elsewhere: every account is
+    # full at Azure, so it waits, saying so.
+    (left,) = [i for i, r in rows.items() if r["state"] == "deploy_blocked"]
+    assert "quota" in rows[left]["blocked_reason"].lower()
+
+    def puts():
+        return [r for r in admin.requests(method="PUT") if r["path"].endswith(f"/deployments/ft-quota-{left}")]
+
+    ticks(ctx, admin, lambda: len({p["path"] for p in puts()}) >= 2, limit=100)  # tried in another account
+    puts = puts()
+    assert all(p["status"] == 400 for p in puts)
