@@ -520,10 +520,15 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
     if planned is not None and (queue or {}).get("full") and account is not None and account.key in queue["full"]:
         account = None  # Azure said it is full in this tick
     files = _current_files(job, env, account)
+    placed = {}
+    if account is not None and (job.account or "").lower() != account.key and len(env.settings.accounts) > 1:
+        placed = {"account": account.name, "placement_reason": planned.reason}  # it keeps it (its files go there)
     if isinstance(files, Step):
+        if placed and files.to is None:
+            files.set = {**placed, **files.set}
         return files
     if files:
-        return Step(set=files, next=0, log=f"files at Azure OpenAI now: {files}")
+        return Step(set={**placed, **files}, next=0, log=f"files at Azure OpenAI now: {files}")
     if now - since > WAITING_NOTICE and job.waiting_noticed_at is None:
         from .outbox import notice
 

@@ -164,3 +164,22 @@ def test_an_account_azure_says_is_full_sends_the_deployment_elsewhere(ctx, admin
     ticks(ctx, admin, lambda: len({p["path"] for p in puts()}) >= 2, limit=100)  # tried in another account
     puts = puts()
     assert all(p["status"] == 400 for p in puts)
+
+
+def test_a_release_channel_keeps_its_account_and_rolls_in_a_model_trained_elsewhere(ctx, admin):
+    name = dataset(ctx, "channel", "ch")
+    first = start(ctx, {"training_dataset": name, "deployment": {**DEPLOY, "name": "ft-channel"}})
+    ticks(ctx, admin, _settled(ctx, [first["id"]]))
+    assert get_job(ctx, first["id"])["account"] == A and _deployment_row(ctx, "ft-channel")["account"] == A
+    # Two more at once: the second trains in C (the most room) and asks for the same channel.
+    other = start(ctx, {"training_dataset": name, "deployment": False})
+    newer = start(ctx, {"training_dataset": name, "deployment": {**DEPLOY, "name": "ft-channel"}})
+    ticks(ctx, admin, lambda: _deployment_row(ctx, "ft-channel").get("job_id") == newer["id"]
+          and _deployment_row(ctx, "ft-channel")["state"] == "active", limit=150)
+    assert get_job(ctx, other["id"])["account"] == A and get_job(ctx, newer["id"])["account"] == C
+    row = _deployment_row(ctx, "ft-channel")
+    c_id = ctx.settings.accounts[2].resource_id
+    assert row["account"] == A and row["source"] == c_id and row["previous_model"]
+    at_sim = _sim_deployments(admin)["ft-channel"]
+    assert (at_sim["account"], at_sim["source"], at_sim["model"]) == (A, c_id, get_job(ctx, newer["id"])[
+        "fine_tuned_model"])
