@@ -184,6 +184,9 @@ class _TiktokenCounter:
         self.encoding = tiktoken.Encoding(
             name, pat_str=PAT_STR[name], mergeable_ranks=ranks, special_tokens=SPECIAL_TOKENS[name]
         )
+        # The Encoding keeps the Python dict only to be pickled; its Rust core has its own copy.
+        # Dropped, it frees about 24 MB of o200k_base's 75 (encode and decode do not use it).
+        self.encoding._mergeable_ranks = None
         del ranks
 
         self._encode = self.encoding.encode_ordinary
