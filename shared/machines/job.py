@@ -519,9 +519,14 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
     account = planned.account if planned is not None else None
     if planned is not None and (queue or {}).get("full") and account is not None and account.key in queue["full"]:
         account = None  # Azure said it is full in this tick
-    files = _current_files(job, env, account)
+    if account is not None and job.account and job.account.lower() != account.key and \
+            (job.last_error or {}).get("kind") == "unknown_outcome":
+        return Step()  # an unanswered create is sent again only where it was sent
+    many = len(getattr(env.settings, "accounts", ()) or ()) > 1
+    # Its files: where it goes, else (no room anywhere now) where it was placed before.
+    files = _current_files(job, env, account or (job_account(job, env) if many and job.account else None))
     placed = {}
-    if account is not None and (job.account or "").lower() != account.key and len(env.settings.accounts) > 1:
+    if account is not None and (job.account or "").lower() != account.key and many:
         placed = {"account": account.name, "placement_reason": planned.reason}  # it keeps it (its files go there)
     if isinstance(files, Step):
         if placed and files.to is None:
@@ -543,9 +548,6 @@ def wait_for_room(job: JobRecord, env: Env) -> Step:
         if account is None:
             reason = planned.reason if planned is not None else "waiting for room"
             return Step(set={"placement_reason": reason} if reason != job.placement_reason else {})
-        if job.account and job.account.lower() != account.key and \
-                (job.last_error or {}).get("kind") == "unknown_outcome":
-            return Step()  # an unanswered create is sent again only where it was sent
         return Step(effect=CreateAtAzure(job, account, planned.reason),
                     on_error=lambda err: _create_failed(job, err, env, account))
     order = queue.get("order") or []
