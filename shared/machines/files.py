@@ -25,7 +25,7 @@ from ..core.errors import AzureError
 log = logging.getLogger(__name__)
 
 __all__ = ["evict_unused", "files_in_use", "evict_idle", "delete_later", "sweep", "DELETIONS", "ACCOUNT_FILES",
-           "account_file", "UploadToAccount"]
+           "account_file", "UploadToAccount", "MakeRoomAt"]
 
 # Deletions that failed (Azure answered 5xx, or not at all) wait in this partition of the
 # Datasets table for the keeper's next tick: a file is never left behind for good.
@@ -207,4 +207,28 @@ class UploadToAccount:
         record_account_file(env, self.account, self.sha256, file_id=file_id, filename=filename, status="",
                             dataset=self.dataset, uploaded_at=utc_iso(env.now))
         log.info("Uploaded %s to %s as %s", self.dataset, self.account.name, file_id)
+        return {}
+
+
+@dataclass
+class MakeRoomAt:
+    """An upload to ``account`` was refused for its file quota: the file there that no
+    unfinished job needs, uploaded longest ago, is deleted (it is uploaded again when a job
+    needs it there)."""
+
+    account: Any
+
+    @property
+    def what(self) -> str:
+        return f"making room in the file quota of {self.account.name}"
+
+    def run(self, env) -> dict[str, Any]:
+        used = files_in_use(env)
+        rows = [r for r in env.repos.datasets.partition(ACCOUNT_FILES + self.account.key)
+                if r.get("file_id") and r.get("file_id") not in used]
+        for row in sorted(rows, key=lambda r: str(r.get("updated_at") or "")):
+            if evict_unused(env, [row.get("file_id")], why=f"room in the file quota of {self.account.name}",
+                            account=self.account):
+                log.info("Deleted idle file %s at %s to make room", row.get("file_id"), self.account.name)
+                break
         return {}

@@ -448,7 +448,7 @@ def _files_at(job: JobRecord, env: Env, account) -> dict[str, Any] | Step:
     """The job's files at ``account`` (not the default one): uploaded there from the datasets'
     blobs once per content, waited for until Azure has processed them."""
     from .dataset import DatasetState
-    from .files import UploadToAccount, account_file, record_account_file
+    from .files import MakeRoomAt, UploadToAccount, account_file, record_account_file
 
     changes: dict[str, Any] = {}
     azure = ports_for(env.azure, account)
@@ -464,9 +464,15 @@ def _files_at(job: JobRecord, env: Env, account) -> dict[str, Any] | Step:
             return Step(poll=5.0, next=30.0, log=f"waiting for {ident} ({version.get('status')})")
         sha = version["sha256"]
         known = account_file(env, account, sha)
+        last = job.last_error or {}
+        if known is None and last.get("kind") == ErrorKind.QUOTA.value and \
+                last.get("during") == f"uploading {ident} to {account.name}":
+            # Its file quota (100 files, 1 GB) was full: an idle file there makes room first.
+            return Step(effect=MakeRoomAt(account), set={"last_error": None}, next=0,
+                        log=f"making room at {account.name} for {ident}")
         if known is None:
-            return Step(effect=UploadToAccount(account, version["name"], sha, version.get("blob_etag")), next=0,
-                        log=f"uploading {ident} to {account.name}",
+            return Step(effect=UploadToAccount(account, version["name"], sha, version.get("blob_etag")),
+                        poll=FILE_POLL_SECONDS, next=FILE_POLL_SECONDS, log=f"uploading {ident} to {account.name}",
                         on_error=lambda err, i=ident: _upload_failed(i, account, err, env))
         if known["status"] != "processed":
             status = azure.files.status(known["file_id"])

@@ -105,3 +105,44 @@ def test_continuous_fine_tuning_runs_on_the_account_that_holds_its_base_model(ct
     view = get_job(ctx, more["id"])
     assert view["account"] == C and "continuous fine-tuning" in view["placement_reason"]
     assert _sim_jobs(admin)[view["openai_job_id"]]["account"] == C
+
+
+@pytest.mark.pool(names=(C,), **{A: {"training_types": ["GlobalStandard"]}})
+def test_a_full_file_quota_at_another_account_is_waited_out_and_files_the_service_did_not_upload_stay(
+        ctx, admin, simulator, monkeypatch):
+    import ssl
+
+    import httpx2
+    from openai import AzureOpenAI
+
+    import shared.machines.job as job_machine
+
+    monkeypatch.setattr(job_machine, "QUEUE_RETRY_SECONDS", 0.5)
+    admin.configure(max_files=1)
+    name = dataset(ctx, "quota-files", "qf")   # A's one file
+    http = httpx2.Client(verify=ssl.create_default_context(cafile=str(simulator.ca_path)))
+    theirs = AzureOpenAI(azure_endpoint=simulator.endpoint(C), api_key="k", api_version="2025-04-01-preview",
+                         http_client=http, max_retries=0)
+    foreign = theirs.files.create(file=("someone-elses.jsonl", b'{"messages": []}\n'), purpose="fine-tune").id
+    job = start(ctx, {"training_dataset": name, "deployment": False})   # Standard: only C trains it here
+    assert job["status"] == "waiting" and job["account"] == C
+    def refused():
+        return (ctx.repos.find_job(job["id"]).get("last_error") or {}).get("kind") == "quota"
+
+    ticks(ctx, admin, refused, limit=40)
+    import time
+
+    since, n = admin.last_seq(), 0
+    until = time.monotonic() + 3.0
+    while time.monotonic() < until:  # it keeps trying; nothing of someone else's is deleted to make room
+        ticks(ctx, admin, lambda: True, limit=1)
+        n += 1
+        time.sleep(0.2)
+    tries = [r for r in admin.requests(since=since, method="POST") if r["path"] == f"/accounts/{C}/openai/files"]
+    assert 1 <= len(tries) <= n and all(r["status"] == 400 for r in tries), (len(tries), n)  # one per tick at most
+    assert get_job(ctx, job["id"])["status"] == "waiting"
+    assert theirs.files.retrieve(foreign).id == foreign
+    theirs.files.delete(foreign)   # room at C
+    ticks(ctx, admin, _done(ctx, [job["id"]]), limit=120)
+    assert get_job(ctx, job["id"])["account"] == C
+    http.close()
