@@ -13,7 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start Azurite, the simulator and the local runner until Ctrl-C")
     run.add_argument("--port", type=int, default=7071, help="HTTP port of the function app (default 7071)")
     run.add_argument("--state-dir", type=Path, default=None, help="where the stack keeps its data (default .devstack)")
-    sub.add_parser("demo", help="the end-to-end demo: dataset -> job -> deployment -> chat completion")
+    demo = sub.add_parser("demo", help="the end-to-end demo: dataset -> job -> deployment -> chat completion")
+    demo.add_argument("--accounts", type=int, choices=(1, 2), default=1,
+                      help="2: a pool of two accounts; the model trains in one and is deployed to the other")
     from .drop import add_arguments
 
     add_arguments(sub.add_parser("drop", help="put a dataset (and its grader) into the running local stack's "
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import main as demo_main
 
-        return demo_main()
+        return demo_main(args.accounts)
     if args.command == "drop":
         from .drop import DropError, drop, stack_values
 

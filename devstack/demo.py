@@ -47,7 +47,15 @@ def _wait(what: str, probe, timeout: float = TIMEOUT_SECONDS, interval: float = 
     raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {what} (last state: {last})")
 
 
-def run_demo() -> dict:
+# ``--accounts 2``: a pool of two accounts in two regions and subscriptions; the job trains on
+# the default one and deploys to the second (deployment.account), the model named as its source.
+POOL = [{"name": "aoai-demo-swc", "subscription": "00000000-0000-0000-0000-00000000d001",
+         "resource_group": "rg-demo", "region": "swedencentral"},
+        {"name": "aoai-demo-eus2", "subscription": "00000000-0000-0000-0000-00000000d002",
+         "resource_group": "rg-demo-eus2", "region": "eastus2"}]
+
+
+def run_demo(accounts: int = 1) -> dict:
     import httpx2 as httpx
     from azure.storage.blob import BlobClient
 
@@ -55,6 +63,21 @@ def run_demo() -> dict:
 
     overrides = {"MONITOR_SCHEDULE": "*/2 * * * * *", "KEEPER_SCHEDULE": "0 */5 * * * *"}
     sim_args = ["--file-processing-seconds", "1", "--job-pending-seconds", "2", "--job-running-seconds", "6"]
+    deploy_to: dict[str, str] = {}
+    if accounts == 2:
+        first, second = POOL
+        sim_args += ["--accounts", json.dumps(POOL)]
+        overrides.update({
+            "AZURE_OPENAI_ACCOUNT": first["name"], "AZURE_SUBSCRIPTION_ID": first["subscription"],
+            "AZURE_RESOURCE_GROUP": first["resource_group"],
+            "AZURE_OPENAI_ACCOUNTS": json.dumps([
+                {"name": first["name"], "region": first["region"], "training_types": ["Standard"]},
+                {"name": second["name"], "endpoint": "{simulator}/accounts/" + second["name"],
+                 "region": second["region"], "subscription": second["subscription"],
+                 "resource_group": second["resource_group"], "training_types": ["GlobalStandard"]}])})
+        deploy_to = {"account": second["name"], "sku": "GlobalStandard"}
+    elif accounts != 1:
+        raise DemoFailed("--accounts is 1 or 2")
     with tempfile.TemporaryDirectory(prefix="ft-demo-") as state_dir, \
             LocalStack(http_port=0, sim_args=sim_args, env_overrides=overrides, state_dir=Path(state_dir)) as stack:
         api = stack.runner.base_url
@@ -80,7 +103,7 @@ def run_demo() -> dict:
 
         r = http.post(f"{api}/jobs", headers={"Idempotency-Key": "demo-1"}, json={
             "training_dataset": DATASET, "suffix": "demo",
-            "deployment": {"sku": "Standard", "capacity": 1, "keep_alive": "redeploy"}})
+            "deployment": {"sku": "Standard", "capacity": 1, "keep_alive": "redeploy", **deploy_to}})
         if r.status_code != 201:
             raise DemoFailed(f"POST /api/jobs answered {r.status_code}: {r.text}")
         job = r.json()
@@ -97,9 +120,15 @@ def run_demo() -> dict:
 
         job = _wait("job", job_state)
         deployment = job["deployment"]
+        if deploy_to:  # where it runs, and the training resource it names as the model's source
+            deployment = {**deployment, **http.get(f"{api}/deployments/{deployment['name']}").json()}
         from shared.context import get_context
 
-        client = get_context().clients.openai
+        ctx = get_context()
+        clients = ctx.clients
+        if deploy_to:  # inference at the account that hosts it, through the service's own clients
+            clients = clients.for_account(next(a for a in ctx.settings.accounts if a.name == deploy_to["account"]))
+        client = clients.openai
         answer = client.chat.completions.create(
             model=deployment["name"], max_tokens=20,
             messages=[{"role": "user", "content": "Where is my order CO-10000?"}])
@@ -107,16 +136,19 @@ def run_demo() -> dict:
         _say(f"deployment {deployment['name']} answered: {text!r}")
         return {
             "dataset": {"name": dataset["name"], "status": dataset["status"], "file_id": dataset.get("file_id")},
-            "job": {"id": job["id"], "status": job["status"], "fine_tuned_model": job.get("fine_tuned_model")},
+            "job": {"id": job["id"], "status": job["status"], "fine_tuned_model": job.get("fine_tuned_model"),
+                    **({"account": job.get("account")} if deploy_to else {})},
             "deployment": {"name": deployment["name"],
+                           **({"account": deployment.get("account"), "source": deployment.get("source")}
+                              if deploy_to else {}),
                            "provisioning_state": deployment.get("provisioning_state", "Succeeded"),
                            "answered": bool(text)},
         }
 
 
-def main() -> int:
+def main(accounts: int = 1) -> int:
     try:
-        result = run_demo()
+        result = run_demo(accounts)
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr, flush=True)
         return 1

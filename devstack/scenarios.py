@@ -47,7 +47,24 @@ or a channel not serving its newest model that passed its gate; ``lost``: as for
 scenario, per channel whose policy is not ``none``; ``touched``: PUT/DELETE/PATCH requests on
 the hand-made deployment after its creation.
 
-The helpers (:func:`provision`, :func:`sim_time`) are also used by the tests.
+    python -m devstack.scenarios pool --accounts 3 --jobs 60 [--deployments 25]
+
+submits the jobs at once to a pool of accounts in three regions (``POOL_ACCOUNTS``;
+gpt-4o-mini trains as Standard in two of them, with Global training only in eastus2; every
+third job asks for Global training), the first 25 Standard ones with a deployment, with
+Azure's own per-account limits in the simulator, and ticks the monitor until every job has
+ended. Every tick checks each account: at most 3 running, 23 at Azure, 10 fine-tuned
+deployments. Its last line is one JSON object::
+
+    {"accounts", "jobs", "jobs_succeeded", "jobs_per_account", "most_running_per_account",
+     "most_at_azure_per_account", "deployments_requested", "deployments_placed",
+     "deployments_blocked", "deployments_per_account", "cross_account_deployments",
+     "monitor_calls_per_tick_per_account", "ticks", "seconds", ...}
+
+and it exits 1 when a job did not succeed or a requested deployment was neither placed nor
+blocked with a reason (a limit passed stops it with the account and the tick).
+
+The helpers (:func:`provision`, :func:`sim_time`, :func:`pool_figures`) are also used by the tests.
 """
 from __future__ import annotations
 
@@ -1260,6 +1277,143 @@ def year_failed(result: dict) -> list[str]:
     return why
 
 
+# ----------------------------------------------------------------------------------- pool
+# Many jobs at once over a pool of accounts in different regions (gpt-4o-mini trains as Standard
+# in two of them only; eastus2 trains it with Global training only), with Azure's own limits in
+# the simulator: 3 running + 20 queued jobs and 10 fine-tuned deployments per account.
+POOL_SUB_A, POOL_SUB_B = "00000000-aaaa-0000-0000-000000000001", "00000000-bbbb-0000-0000-000000000002"
+POOL_ACCOUNTS = [
+    {"name": "aoai-pool-a", "subscription": POOL_SUB_A, "resource_group": "rg-pool-a", "region": "swedencentral"},
+    {"name": "aoai-pool-b", "subscription": POOL_SUB_B, "resource_group": "rg-pool-b", "region": "eastus2"},
+    {"name": "aoai-pool-c", "subscription": POOL_SUB_A, "resource_group": "rg-pool-a", "region": "northcentralus"},
+]
+POOL_SIM_CONFIG = {"file_processing_seconds": 0.1, "job_pending_seconds": 5, "job_running_seconds": 30,
+                   "deployment_create_seconds": 0.3, "deployment_delete_seconds": 0.3, "lro_retry_after": 0.05}
+AT_AZURE = ("pending", "queued", "validating_files", "running", "paused", "pausing", "resuming", "created")
+POOL_DONE = ("succeeded", "deployed", "deploy_blocked", "deploy_failed", "failed", "cancelled")
+
+
+def pool_figures(ctx, admin, accounts: list[str], jobs: int, deploy: int, *, max_ticks: int = 1500) -> dict:
+    """Submits ``jobs`` at once (every third with Global training, which may go anywhere; the
+    others Standard, the first ``deploy`` of them with a deployment), ticks the monitor on the
+    simulated clock until every job has ended, checks every per-account limit at every tick and
+    returns the figures. Raises AssertionError when a limit is passed."""
+    from collections import Counter
+
+    from shared.intake import Intake
+    from shared.jobs import create_job, get_job
+    from shared.monitor import Monitor
+
+    began = time.monotonic()
+    default = accounts[0]
+    name = f"{BASE_MODEL}/pool-load.jsonl"
+    blob = ctx.clients.blob_service.get_blob_client(ctx.settings.datasets_container, name)
+    blob.upload_blob(_training_jsonl(), overwrite=True)
+    intake = Intake(ctx, poll_interval=0.1).process(blob)
+    if intake.status != "ready":
+        raise RuntimeError(f"the pool's dataset was not accepted: {intake}")
+    ids, names = [], []
+    for i in range(jobs):
+        body: dict[str, Any] = {"training_dataset": name, "deployment": False}
+        if i % 3 == 2:
+            body["training_type"] = "GlobalStandard"
+        elif len(names) < deploy:
+            names.append(f"ft-load-{i}")
+            body["deployment"] = {"name": names[-1], "sku": "GlobalStandard", "keep_alive": "redeploy"}
+        ids.append(create_job(ctx, body).job["id"])
+    most_running, most_at_azure, most_deployed = Counter(), Counter(), Counter()
+    calls_per_tick: dict[str, list[int]] = {a: [] for a in accounts}
+    monitor = Monitor(ctx)
+    n = 0
+    for n in range(max_ticks):
+        before = {k: sum(v.values()) for k, v in monitor.azure.by_account.items()}
+        total_before = sum(monitor.azure.calls.values())
+        monitor.tick()
+        others = 0
+        for acct in accounts[1:]:
+            spent = sum(monitor.azure.by_account.get(acct, Counter()).values()) - before.get(acct, 0)
+            calls_per_tick[acct].append(spent)
+            others += spent
+        calls_per_tick[default].append(sum(monitor.azure.calls.values()) - total_before - others)
+        state = admin.state()
+        running, at_azure, deployed = Counter(), Counter(), Counter()
+        for j in state["jobs"]:
+            at_azure[j["account"]] += j["status"] in AT_AZURE
+            running[j["account"]] += j["status"] in ("running", "pausing")
+        for d in state["deployments"]:
+            deployed[d["account"]] += 1
+        for acct in accounts:
+            if running[acct] > 3 or at_azure[acct] > 23 or deployed[acct] > 10:
+                raise AssertionError(f"{acct} passed Azure's limits at tick {n}: running {running[acct]}, "
+                                     f"at Azure {at_azure[acct]}, deployments {deployed[acct]}")
+            most_running[acct] = max(most_running[acct], running[acct])
+            most_at_azure[acct] = max(most_at_azure[acct], at_azure[acct])
+            most_deployed[acct] = max(most_deployed[acct], deployed[acct])
+        if n % 5 == 0 and all(get_job(ctx, j)["status"] in POOL_DONE for j in ids):
+            break
+        admin.advance(5.0)
+    views = [get_job(ctx, j) for j in ids]
+    statuses = Counter(v["status"] for v in views)
+    rows = [ctx.repos.find_deployment(d) for d in names]
+    placed = [d for d in rows if d is not None and d.get("state") in ("active", "restored")]
+    blocked = [d for d in rows if d is not None and d.get("state") == "deploy_blocked"]
+    return {
+        "accounts": len(accounts), "jobs": jobs,
+        "jobs_succeeded": statuses["succeeded"] + statuses["deployed"] + statuses["deploy_blocked"],
+        "statuses": dict(statuses), "jobs_per_account": dict(Counter(v["account"] for v in views)),
+        "most_running_per_account": dict(most_running), "most_at_azure_per_account": dict(most_at_azure),
+        "deployments_requested": len(names), "deployments_placed": len(placed), "deployments_blocked": len(blocked),
+        "blocked_without_reason": sum(1 for d in blocked if not d.get("blocked_reason")),
+        "deployments_per_account": dict(most_deployed),
+        "cross_account_deployments": sum(1 for d in placed if d.get("source")),
+        "monitor_calls_per_tick_per_account": {a: {"max": max(v), "mean": round(sum(v) / len(v), 1)}
+                                               for a, v in calls_per_tick.items() if v},
+        "ticks": n + 1, "seconds": round(time.monotonic() - began, 1),
+    }
+
+
+def pool_failed(result: dict) -> list[str]:
+    out = []
+    if result["jobs_succeeded"] != result["jobs"]:
+        out.append(f"{result['jobs'] - result['jobs_succeeded']} jobs did not succeed ({result['statuses']})")
+    if result["deployments_placed"] + result["deployments_blocked"] != result["deployments_requested"]:
+        out.append("a requested deployment was neither placed nor blocked")
+    if result["blocked_without_reason"]:
+        out.append(f"{result['blocked_without_reason']} deployments blocked without a reason")
+    return out
+
+
+def run_pool_scenario(accounts: int = 3, jobs: int = 60, deploy: int = 25) -> dict:
+    """Starts Azurite and the simulator with ``accounts`` accounts (2 or 3, see POOL_ACCOUNTS),
+    configures the service with the same pool (AZURE_OPENAI_ACCOUNTS) and returns its figures."""
+    from devstack.azurite import Azurite
+    from devstack.simulator.process import SimulatorProcess
+    from devstack.stack import prepare_storage, stack_env
+
+    if not 1 <= accounts <= len(POOL_ACCOUNTS):
+        raise ValueError(f"--accounts must be 1 to {len(POOL_ACCOUNTS)}")
+    pool = POOL_ACCOUNTS[:accounts]
+    workdir = Path(tempfile.mkdtemp(prefix="scenario-pool-"))
+    with Azurite(location=workdir / "azurite", log_file=workdir / "azurite.log") as azurite, \
+            SimulatorProcess(certs_dir=workdir / "certs", config={**POOL_SIM_CONFIG, "accounts": pool},
+                             log_file=workdir / "simulator.log") as sim:
+        first = pool[0]
+        service = [{"name": first["name"], "region": first["region"]}] + [
+            {"name": a["name"], "endpoint": sim.endpoint(a["name"]), "subscription": a["subscription"],
+             "resource_group": a["resource_group"], "region": a["region"]} for a in pool[1:]]
+        env = stack_env(azurite.endpoints.connection_string, sim.url, str(sim.ca_path), {
+            "AZURE_OPENAI_ACCOUNT": first["name"], "AZURE_SUBSCRIPTION_ID": first["subscription"],
+            "AZURE_RESOURCE_GROUP": first["resource_group"], "AZURE_OPENAI_ACCOUNTS": json.dumps(service)})
+        prepare_storage(env)
+        from shared.context import Context
+        from shared.settings import Settings
+
+        ctx = Context(Settings.from_env(env))
+        log.info("scenario: %d jobs over %s, %d with a deployment", jobs,
+                 ", ".join(f"{a['name']} ({a['region']})" for a in pool), deploy)
+        return pool_figures(ctx, sim.admin, [a["name"] for a in pool], jobs, deploy)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.scenarios")
     sub = parser.add_subparsers(dest="scenario", required=True)
@@ -1272,11 +1426,23 @@ def main(argv: list[str] | None = None) -> int:
     y.add_argument("--days", type=float, default=365)
     y.add_argument("--seed", type=int, default=1)
     y.add_argument("--verbose", action="store_true", help="log the service's INFO records")
+    pl = sub.add_parser("pool", help="many jobs at once over a pool of accounts, within each one's limits")
+    pl.add_argument("--accounts", type=int, default=3, help="accounts in the pool (1 to 3)")
+    pl.add_argument("--jobs", type=int, default=60)
+    pl.add_argument("--deployments", type=int, default=25, help="how many of the jobs ask for a deployment")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     for noisy in ("azure", "httpx", "httpx2", "openai", "shared"):
-        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose and noisy == "shared" else logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.INFO if getattr(args, "verbose", False) and noisy == "shared"
+                                          else logging.WARNING)
+    if args.scenario == "pool":
+        result = run_pool_scenario(args.accounts, args.jobs, args.deployments)
+        print(json.dumps(result), flush=True)
+        failed = pool_failed(result)
+        if failed:
+            print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1 if failed else 0
     if args.scenario == "year":
         result, scenario = run_year_scenario(args.days, args.seed)
         print_year(result, scenario)

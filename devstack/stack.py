@@ -97,8 +97,10 @@ class LocalStack:
                                           state_file=self.state_dir / "simulator-state.json" if self.keep_data else None,
                                           log_file=self.state_dir / "simulator.log").start()
         log.info("Simulator (Azure OpenAI + ARM + metrics): %s", self.simulator.url)
+        # An override may name the simulator's URL, known only now: "{simulator}".
+        overrides = {k: v.replace("{simulator}", self.simulator.url) for k, v in self.env_overrides.items()}
         self.env = stack_env(self.azurite.endpoints.connection_string, self.simulator.url,
-                             str(self.simulator.ca_path), self.env_overrides)
+                             str(self.simulator.ca_path), overrides)
         os.environ.update(self.env)  # the function app reads its settings from the environment
         prepare_storage(self.env)
         from .runner import LocalRunner, load_app
