@@ -23,6 +23,9 @@ Sections (``--only`` picks some):
   ``function_app`` under the local runner, validation then import through the simulator.
 - ``ticks``: monitor cost per tick with 10 / 1,000 / 10,000 finished jobs and 5 running;
   keeper cost per tick with 10 and 200 deployments.
+- ``pool``: ticks at pool scale: three accounts with 10 fine-tuned deployments and 23 open
+  jobs each, made through the service (``bench/pool_ticks.py``); a monitor and a keeper
+  tick's calls per account.
 - ``coldstart``: import time of ``function_app`` and each trigger module.
 """
 from __future__ import annotations
@@ -46,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results"
 MODELS = ("gpt-4o-mini-2024-07-18", "gpt-35-turbo-0125")
 SHORT_NAME = {"gpt-4o-mini-2024-07-18": "gpt-4o-mini", "gpt-35-turbo-0125": "gpt-35-turbo-0125"}
-SECTIONS = ("peers", "validator", "tokens", "shapes", "instructions", "intake", "ticks", "coldstart")
+SECTIONS = ("peers", "validator", "tokens", "shapes", "instructions", "intake", "ticks", "pool", "coldstart")
 RSS_TARGET_MB = 150
 RATIO_TARGET = 2.0
 
@@ -320,8 +323,32 @@ def _f(x: float, digits: int = 2) -> str:
     return f"{x:,.{digits}f}"
 
 
+def _pool_rows(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    open_per = r["open_at_azure"]
+    for kind in ("monitor", "keeper"):
+        t = r[kind]
+        calls = t["calls_per_account"]
+        note = "; ".join(f"{a}: data plane {c['openai']}, ARM lists {c['arm_list']}, other ARM {c['arm_other']}, "
+                         f"metrics {c['metrics']}" for a, c in calls.items())
+        if kind == "monitor":
+            ok = all(calls.get(a, {}).get("openai", 0) <= 2 * n and not calls.get(a, {}).get("arm_list")
+                     for a, n in open_per.items())
+            target = "calls grow with open jobs only (≤ 2 per open job, no ARM list): " + ("met" if ok else "missed")
+            what = f"monitor tick, {r['accounts']} accounts × {max(open_per.values())} open jobs"
+        else:
+            ok = all(c["arm_list"] == 1 and c["metrics"] == 1 for c in calls.values()) and len(calls) == r["accounts"]
+            target = "one ARM list and one metrics query per account: " + ("met" if ok else "missed")
+            what = f"keeper tick, {sum(r['deployments'].values())} deployments over {r['accounts']} accounts"
+        rows.append(["ticks at pool scale", what, f"{_f(t['seconds_median'])} s (min {_f(t['seconds_min'])})", "", "",
+                     "", note, target])
+    return rows
+
+
 def table(results: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
+    if results.get("pool"):
+        rows += _pool_rows(results["pool"])
     if results.get("peers"):
         from bench.peers import peer_rows
 
@@ -471,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
             if "ticks" in sections:
                 results["ticks"] = ticks_section(stack, [int(x) for x in args.histories.split(",")],
                                                  [int(x) for x in args.deployments.split(",")], 5)
+    if "pool" in sections:
+        log("pool: 3 accounts, 10 deployments and 23 open jobs each (through the service), then ticks")
+        results["pool"] = child("bench.pool_ticks", "--runs", "3", timeout=1800)
     if "coldstart" in sections:
         log("cold start: import times")
         from bench.coldstart import measure
