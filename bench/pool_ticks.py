@@ -15,10 +15,8 @@ import json
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable
 
 DEPLOYMENTS_PER_ACCOUNT = 10
@@ -66,39 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args(argv)
 
-    from devstack.azurite import Azurite
-    from devstack.scenarios import BASE_MODEL, POOL_ACCOUNTS, POOL_SIM_CONFIG, _training_jsonl
-    from devstack.simulator.process import SimulatorProcess
-    from devstack.stack import prepare_storage, stack_env
+    from devstack.scenarios import POOL_ACCOUNTS, POOL_SIM_CONFIG, pool_dataset, pool_stack
+    from shared.jobs import create_job, get_job
+    from shared.keeper import Keeper
+    from shared.monitor import Monitor
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pool-"))
     pool = POOL_ACCOUNTS
-    with Azurite(location=workdir / "azurite", log_file=workdir / "azurite.log") as azurite, \
-            SimulatorProcess(certs_dir=workdir / "certs", config={**POOL_SIM_CONFIG, "accounts": pool,
-                                                                  "job_pending_seconds": 1, "job_running_seconds": 5},
-                             log_file=workdir / "simulator.log") as sim:
-        first = pool[0]
-        service = [{"name": first["name"], "region": first["region"]}] + [
-            {"name": a["name"], "endpoint": sim.endpoint(a["name"]), "subscription": a["subscription"],
-             "resource_group": a["resource_group"], "region": a["region"]} for a in pool[1:]]
-        env = stack_env(azurite.endpoints.connection_string, sim.url, str(sim.ca_path), {
-            "AZURE_OPENAI_ACCOUNT": first["name"], "AZURE_SUBSCRIPTION_ID": first["subscription"],
-            "AZURE_RESOURCE_GROUP": first["resource_group"], "AZURE_OPENAI_ACCOUNTS": json.dumps(service)})
-        prepare_storage(env)
-        from shared.context import Context
-        from shared.intake import Intake
-        from shared.jobs import create_job, get_job
-        from shared.keeper import Keeper
-        from shared.monitor import Monitor
-        from shared.settings import Settings
-
-        ctx = Context(Settings.from_env(env))
+    first = pool[0]
+    with pool_stack(pool, {**POOL_SIM_CONFIG, "job_pending_seconds": 1, "job_running_seconds": 5},
+                    "bench-pool-") as (ctx, sim):
         admin = sim.admin
-        name = f"{BASE_MODEL}/pool-bench.jsonl"
-        blob = ctx.clients.blob_service.get_blob_client(ctx.settings.datasets_container, name)
-        blob.upload_blob(_training_jsonl(), overwrite=True)
-        if Intake(ctx, poll_interval=0.1).process(blob).status != "ready":
-            raise RuntimeError("the bench dataset was not accepted")
+        name = pool_dataset(ctx, "pool-bench.jsonl")
         monitor = Monitor(ctx)
         # 10 deployments per account: Global training may go to any account, and each model is
         # deployed where it was trained.

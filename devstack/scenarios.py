@@ -76,6 +76,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1300,18 +1301,12 @@ def pool_figures(ctx, admin, accounts: list[str], jobs: int, deploy: int, *, max
     returns the figures. Raises AssertionError when a limit is passed."""
     from collections import Counter
 
-    from shared.intake import Intake
     from shared.jobs import create_job, get_job
     from shared.monitor import Monitor
 
     began = time.monotonic()
     default = accounts[0]
-    name = f"{BASE_MODEL}/pool-load.jsonl"
-    blob = ctx.clients.blob_service.get_blob_client(ctx.settings.datasets_container, name)
-    blob.upload_blob(_training_jsonl(), overwrite=True)
-    intake = Intake(ctx, poll_interval=0.1).process(blob)
-    if intake.status != "ready":
-        raise RuntimeError(f"the pool's dataset was not accepted: {intake}")
+    name = pool_dataset(ctx, "pool-load.jsonl")
     ids, names = [], []
     for i in range(jobs):
         body: dict[str, Any] = {"training_dataset": name, "deployment": False}
@@ -1383,19 +1378,31 @@ def pool_failed(result: dict) -> list[str]:
     return out
 
 
-def run_pool_scenario(accounts: int = 3, jobs: int = 60, deploy: int = 25) -> dict:
-    """Starts Azurite and the simulator with ``accounts`` accounts (2 or 3, see POOL_ACCOUNTS),
-    configures the service with the same pool (AZURE_OPENAI_ACCOUNTS) and returns its figures."""
+def pool_dataset(ctx, file_name: str) -> str:
+    """A training dataset through intake (blob, validation, upload to the default account); its name."""
+    from shared.intake import Intake
+
+    name = f"{BASE_MODEL}/{file_name}"
+    blob = ctx.clients.blob_service.get_blob_client(ctx.settings.datasets_container, name)
+    blob.upload_blob(_training_jsonl(), overwrite=True)
+    intake = Intake(ctx, poll_interval=0.1).process(blob)
+    if intake.status != "ready":
+        raise RuntimeError(f"the pool's dataset was not accepted: {intake}")
+    return name
+
+
+@contextmanager
+def pool_stack(pool: list[dict], sim_config: dict[str, Any], prefix: str):
+    """Azurite and the simulator serving ``pool`` (entries of POOL_ACCOUNTS), and a service
+    context over the same pool (AZURE_OPENAI_ACCOUNTS; the first is the default account).
+    Yields (ctx, simulator)."""
     from devstack.azurite import Azurite
     from devstack.simulator.process import SimulatorProcess
     from devstack.stack import prepare_storage, stack_env
 
-    if not 1 <= accounts <= len(POOL_ACCOUNTS):
-        raise ValueError(f"--accounts must be 1 to {len(POOL_ACCOUNTS)}")
-    pool = POOL_ACCOUNTS[:accounts]
-    workdir = Path(tempfile.mkdtemp(prefix="scenario-pool-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     with Azurite(location=workdir / "azurite", log_file=workdir / "azurite.log") as azurite, \
-            SimulatorProcess(certs_dir=workdir / "certs", config={**POOL_SIM_CONFIG, "accounts": pool},
+            SimulatorProcess(certs_dir=workdir / "certs", config={**sim_config, "accounts": pool},
                              log_file=workdir / "simulator.log") as sim:
         first = pool[0]
         service = [{"name": first["name"], "region": first["region"]}] + [
@@ -1408,7 +1415,16 @@ def run_pool_scenario(accounts: int = 3, jobs: int = 60, deploy: int = 25) -> di
         from shared.context import Context
         from shared.settings import Settings
 
-        ctx = Context(Settings.from_env(env))
+        yield Context(Settings.from_env(env)), sim
+
+
+def run_pool_scenario(accounts: int = 3, jobs: int = 60, deploy: int = 25) -> dict:
+    """Starts Azurite and the simulator with ``accounts`` accounts (2 or 3, see POOL_ACCOUNTS),
+    configures the service with the same pool (AZURE_OPENAI_ACCOUNTS) and returns its figures."""
+    if not 1 <= accounts <= len(POOL_ACCOUNTS):
+        raise ValueError(f"--accounts must be 1 to {len(POOL_ACCOUNTS)}")
+    pool = POOL_ACCOUNTS[:accounts]
+    with pool_stack(pool, POOL_SIM_CONFIG, "scenario-pool-") as (ctx, sim):
         log.info("scenario: %d jobs over %s, %d with a deployment", jobs,
                  ", ".join(f"{a['name']} ({a['region']})" for a in pool), deploy)
         return pool_figures(ctx, sim.admin, [a["name"] for a in pool], jobs, deploy)
