@@ -746,12 +746,7 @@ def _job_action(ctx, job_id: str, action: str, allowed: tuple[JobState, ...],
 
 # ------------------------------------------------------------------------------- views
 def _find(repos: Repositories, job_id: str) -> Row:
-    row = repos.find_job(job_id)
-    if row is None and job_id.startswith("ftjob-"):
-        for r in repos.jobs.query("PartitionKey eq @pk and openai_job_id eq @oid",
-                                  {"pk": Repositories.JOB_PARTITION, "oid": job_id}):
-            row = r
-            break
+    row = repos.find_job_by_any_id(job_id)
     if row is None:
         raise JobsError("job-not-found", f"id: no job {job_id!r}")
     return row

@@ -38,12 +38,7 @@ def _job_id(params: Mapping[str, str]) -> str:
 def _job_row(ctx, job_id: str) -> Row:
     """The job's row by this service's id or by Azure OpenAI's ``ftjob-`` id."""
     repos: Repositories = ctx.repos
-    row = repos.find_job(job_id)
-    if row is None and job_id.startswith("ftjob-"):
-        for r in repos.jobs.query("PartitionKey eq @pk and openai_job_id eq @oid",
-                                  {"pk": Repositories.JOB_PARTITION, "oid": job_id}):
-            row = r
-            break
+    row = repos.find_job_by_any_id(job_id)
     if row is None:
         raise ApiError("job-not-found", f"id: no job {job_id!r}")
     return row

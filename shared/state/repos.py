@@ -182,6 +182,15 @@ class Repositories:
     def find_job(self, job_id: str) -> Row | None:
         return self.jobs.find(self.JOB_PARTITION, job_id)
 
+    def find_job_by_any_id(self, job_id: str) -> Row | None:
+        """The job by this service's id, or by Azure OpenAI's ``ftjob-`` id."""
+        row = self.find_job(job_id)
+        if row is None and job_id.startswith("ftjob-"):
+            for r in self.jobs.query("PartitionKey eq @pk and openai_job_id eq @oid",
+                                     {"pk": self.JOB_PARTITION, "oid": job_id}):
+                return r
+        return row
+
     def insert_job(self, data: dict[str, Any]) -> Row:
         """Writes the job and its open-index row (index first: a crash in between leaves
         an index row the monitor cleans up, never an unfollowed job)."""
