@@ -421,14 +421,9 @@ def _current_files(job: JobRecord, env: Env, account=None) -> dict[str, Any] | S
     if account is not None and not account.default:
         return _files_at(job, env, account)
     changes: dict[str, Any] = {}
-    for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
-        ident = getattr(job, ds_field)
-        if not ident:
-            continue
-        version = env.repos.current_dataset(ident)
+    for ident, file_field, version in _datasets_of(job, env):
         if version is None:
-            return Step(to=S.FAILED, why=f"its dataset {ident} no longer exists",
-                        set={"error": {"code": "dataset_gone", "message": f"The dataset {ident} no longer exists."}})
+            return _dataset_gone(ident)
         status, file_id = version.get("status"), version.get("file_id") or None
         if status in (DatasetState.UPLOAD_FAILED, DatasetState.REJECTED):
             reason = version.get("error") or status
@@ -444,6 +439,19 @@ def _current_files(job: JobRecord, env: Env, account=None) -> dict[str, Any] | S
     return changes
 
 
+def _datasets_of(job: JobRecord, env: Env):
+    """(dataset, the job's file field, its current version or None) for each dataset the job names."""
+    for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
+        ident = getattr(job, ds_field)
+        if ident:
+            yield ident, file_field, env.repos.current_dataset(ident)
+
+
+def _dataset_gone(ident: str) -> Step:
+    return Step(to=S.FAILED, why=f"its dataset {ident} no longer exists",
+                set={"error": {"code": "dataset_gone", "message": f"The dataset {ident} no longer exists."}})
+
+
 def _files_at(job: JobRecord, env: Env, account) -> dict[str, Any] | Step:
     """The job's files at ``account`` (not the default one): uploaded there from the datasets'
     blobs once per content, waited for until Azure has processed them."""
@@ -452,14 +460,9 @@ def _files_at(job: JobRecord, env: Env, account) -> dict[str, Any] | Step:
 
     changes: dict[str, Any] = {}
     azure = ports_for(env.azure, account)
-    for ds_field, file_field in (("training_dataset", "training_file_id"), ("validation_dataset", "validation_file_id")):
-        ident = getattr(job, ds_field)
-        if not ident:
-            continue
-        version = env.repos.current_dataset(ident)
+    for ident, file_field, version in _datasets_of(job, env):
         if version is None:
-            return Step(to=S.FAILED, why=f"its dataset {ident} no longer exists",
-                        set={"error": {"code": "dataset_gone", "message": f"The dataset {ident} no longer exists."}})
+            return _dataset_gone(ident)
         if version.get("status") != DatasetState.READY or not version.get("sha256"):
             return Step(poll=5.0, next=30.0, log=f"waiting for {ident} ({version.get('status')})")
         sha = version["sha256"]
