@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 from ..core.clock import utc_iso
 from ..core.errors import AzureError, ErrorKind, classify
 from ..core.retry import RetryPolicy
+from ..core.streams import read_ahead
 from ..state.records import DatasetRecord, UploadRecord
 from ..state.tables import AlreadyExistsError, Row
 from .engine import Env, Machine, StateSpec, Step
@@ -104,7 +105,7 @@ def _if_match():
     return MatchConditions.IfNotModified
 
 
-RANGE_BYTES = 4 << 20  # one GET per 4 MiB: what a download holds at a time, whatever the blob's size
+RANGE_BYTES = 2 << 20  # one GET per 2 MiB, the next one read ahead: at most about 3 ranges in memory, whatever the blob's size
 
 
 def blob_ranges(blob_client, etag: str, offset: int = 0, step: int = RANGE_BYTES) -> Iterator[bytes]:
@@ -239,8 +240,12 @@ def validate_blob(ds: DatasetRecord, env: Env) -> Step:
                 else:
                     extra = {"grader": grader["grader"], "response_format": grader.get("response_format")} \
                         if grader else {}
-                    report = validate(_hashing(blob_ranges(_blob(ds, env), props.etag), digest), model=model,
-                                      method=method, size=size, **extra).to_dict()
+                    # The next range is downloaded and hashed while the validator reads this one.
+                    chunks = read_ahead(_hashing(blob_ranges(_blob(ds, env), props.etag), digest))
+                    try:
+                        report = validate(chunks, model=model, method=method, size=size, **extra).to_dict()
+                    finally:
+                        chunks.close()
                 if grader is not None and not grader.get("problem"):
                     report["grader_blob"] = grader["blob"]
     except ResourceNotFoundError:
