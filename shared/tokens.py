@@ -7,9 +7,10 @@ test keeps the two equal).
 
 Which tokenizer runs the algorithm:
 
-- ``tiktoken`` when it is installed (the reference implementation, built with
-  ``tiktoken.Encoding(name, pat_str=..., mergeable_ranks=..., special_tokens=...)``).
-  It costs about 85 MB of memory for o200k_base and 47 MB for cl100k_base.
+- ``tiktoken`` when it is installed (the reference implementation: its Rust ``CoreBPE``
+  built from the ranks, the split pattern and the special tokens, as
+  ``tiktoken.Encoding`` builds it, without the Python wrapper's imports and rank copy).
+  It costs about 51 MB of memory for o200k_base once built.
 - otherwise bpe-openai's own Rust tokenizer. It gives the same tokens (checked
   on a fixed multilingual sample by ``tests/validation/test_tokens.py``) and is
   about twice as fast, but holds about 130 MB for o200k_base, which does not
@@ -31,9 +32,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib.machinery
 import importlib.util
 import marshal
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -176,19 +179,55 @@ MEMO_MAX_CHARS = 1024   # strings up to this long have their counts kept ...
 MEMO_ENTRIES = 8192     # ... this many of them (at most about 8 MB of text, typically far less)
 
 
+def _core_bpe_class():
+    """tiktoken's Rust ``CoreBPE``, loaded from its extension module without running the
+    package's ``__init__``: that imports the ``regex`` package and tiktoken's registry and
+    Python wrapper (about 25 ms of a small file's wait), none of which counting needs.
+    Falls back to the ordinary import; ImportError when tiktoken is not installed."""
+    mod = sys.modules.get("tiktoken._tiktoken")
+    if mod is None:
+        try:
+            spec = importlib.util.find_spec("tiktoken")  # a top-level name: found, not imported
+            folder = Path(next(iter(spec.submodule_search_locations)))
+            path = next(folder / f"_tiktoken{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                        if (folder / f"_tiktoken{suffix}").is_file())
+            loader = importlib.machinery.ExtensionFileLoader("tiktoken._tiktoken", str(path))
+            mod = importlib.util.module_from_spec(
+                importlib.util.spec_from_file_location("tiktoken._tiktoken", path, loader=loader))
+            loader.exec_module(mod)
+            sys.modules["tiktoken._tiktoken"] = mod  # a later ``import tiktoken`` uses this one
+        except (AttributeError, TypeError, StopIteration, OSError, ImportError):
+            from tiktoken import _tiktoken as mod  # noqa: N813 (ImportError: not installed)
+    return mod.CoreBPE
+
+
+class _CoreEncoding:
+    """The part of ``tiktoken.Encoding`` the service uses, over the Rust core alone (the
+    Encoding would also keep a Python copy of the 200,000 ranks, 24 MB, only to be pickled)."""
+
+    def __init__(self, name: str, core) -> None:
+        self.name = name
+        self._core = core
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        try:
+            return self._core.encode_ordinary(text)
+        except UnicodeEncodeError:  # lone surrogates: replaced first, as tiktoken.Encoding does
+            return self._core.encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
+    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
+        return self._core.decode_bytes(tokens).decode("utf-8", errors=errors)
+
+    def __repr__(self) -> str:
+        return f"<Encoding {self.name!r} (tiktoken core)>"
+
+
 class _TiktokenCounter:
     def __init__(self, name: str):
-        import tiktoken
-
+        core_bpe = _core_bpe_class()
         ranks = load_mergeable_ranks(name)
-        self.encoding = tiktoken.Encoding(
-            name, pat_str=PAT_STR[name], mergeable_ranks=ranks, special_tokens=SPECIAL_TOKENS[name]
-        )
-        # The Encoding keeps the Python dict only to be pickled; its Rust core has its own copy.
-        # Dropped, it frees about 24 MB of o200k_base's 75 (encode and decode do not use it).
-        self.encoding._mergeable_ranks = None
-        del ranks
-
+        self.encoding = _CoreEncoding(name, core_bpe(ranks, SPECIAL_TOKENS[name], PAT_STR[name]))
+        del ranks  # the Rust core has its own copy
         self._encode = self.encoding.encode_ordinary
         self._memo: dict[str, int] = {}
 

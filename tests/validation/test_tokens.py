@@ -160,3 +160,14 @@ def test_parsed_ranks_are_cached_between_processes_and_a_shared_folder_is_not_tr
     # A damaged one is parsed again.
     cached.write_bytes(b"not marshal")
     assert tokens.load_mergeable_ranks("cl100k_base") == first
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_lone_surrogates_and_special_text_count_as_tiktoken_counts_them(name):
+    reference = tiktoken.Encoding(f"{name}-reference", pat_str=tokens.PAT_STR[name],
+                                  mergeable_ranks=tokens.load_mergeable_ranks(name),
+                                  special_tokens=tokens.SPECIAL_TOKENS[name])
+    for text in ("broken \ud83d pair", "\udfff", "<|endoftext|> is text here", "mixed \ud800\udc00 ok"):
+        assert get_encoding(name).encode_ordinary(text) == reference.encode_ordinary(text)
+        assert count_tokens(text, name) == len(reference.encode_ordinary(text))
+    assert get_encoding(name).decode(reference.encode_ordinary("héllo wörld")) == "héllo wörld"
