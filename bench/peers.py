@@ -13,7 +13,9 @@ Peers run as their authors published them, from a local checkout whose path is a
 Without a checkout its rows are skipped, and the table says so; the bare ``orjson`` line
 parse (the floor any validator pays) and this validator are always measured. Runs of the
 same file alternate between the programs, so a burst of load hits them alike; the best of
-``rounds`` is kept.
+``rounds`` is kept, with the CPU time (user + system) of the best-CPU run beside it. Each
+program runs once first, uncounted, and bytecode is written (``PYTHONDONTWRITEBYTECODE`` is
+taken out of the children's environment): what a user waits for from the second run on.
 """
 from __future__ import annotations
 

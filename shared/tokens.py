@@ -30,14 +30,11 @@ example; the image figure is an estimate (the real cost depends on its size).
 """
 from __future__ import annotations
 
-import base64
-import gzip
 import importlib.machinery
 import importlib.util
 import marshal
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -112,6 +109,8 @@ def _cache_path(source: Path) -> Path | None:
     """Where the parsed ranks of ``source`` are kept between processes: a folder of this
     user's own (mode 0700) in the temporary directory, named by the file's size and time."""
     try:
+        import tempfile  # here, not at the top: a run that never counts does not pay for it
+
         folder = Path(tempfile.gettempdir()) / f"ft-autopilot-tokens-{os.getuid() if hasattr(os, 'getuid') else 0}"
         folder.mkdir(mode=0o700, exist_ok=True)
         st = folder.stat()
@@ -149,6 +148,9 @@ def load_mergeable_ranks(name: str) -> dict[bytes, int]:
 
 
 def _parse_ranks(source: Path) -> dict[bytes, int]:
+    import base64
+    import gzip
+
     raw = source.read_bytes()
     ranks: dict[bytes, int] = {}
     b64 = base64.b64decode
