@@ -473,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deployments", default="10,200", help="deployments for the keeper ticks")
     p.add_argument("--cache", type=Path, default=RESULTS / "cache", help="where generated datasets are kept")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="the JSON figures")
+    p.add_argument("--cookbook", help="a checkout of openai/openai-cookbook for the peers section "
+                                      "(default: BENCH_COOKBOOK_CHECKOUT)")
     p.add_argument("--copilot", help="a checkout of microsoft/GitHub-Copilot-for-Azure for the peers section "
                                      "(default: BENCH_COPILOT_CHECKOUT)")
     args = p.parse_args(argv)
@@ -490,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.peers import SIZES_MB, peers_section
 
         results["peers"] = peers_section(args.cache, dataset, rounds, log, args.copilot,
-                                         tuple(s for s in SIZES_MB if s == 1 or s in sizes))
+                                         tuple(s for s in SIZES_MB if s == 1 or s in sizes), cookbook=args.cookbook)
     if "validator" in sections:
         results["validator"] = validator_section(args.cache, sizes, rounds)
     if "tokens" in sections:
