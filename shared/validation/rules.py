@@ -41,10 +41,10 @@ import orjson
 from ..catalogue import ModelInfo
 from .images import check_data_uri, vision_limits
 from ..tokens import (IMAGE_TOKENS_ESTIMATE, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TOKENS_PER_TOOL_CALL,
-                      TOKENS_REPLY_PRIMING, count_chat_tokens, count_message_tokens, count_tokens)
+                      TOKENS_REPLY_PRIMING, count_chat_tokens, count_message_tokens, count_tokens, token_bound)
 
 __all__ = ["Bad", "Ctx", "Summary", "check_chat", "check_completion", "check_dpo", "check_rft", "count_example",
-           "text_sizes", "utf8_bound"]
+           "pair_bound", "text_sizes", "utf8_bound"]
 
 Summary = Tuple[int, int, int, int, Optional[str], Optional[list], int]
 
@@ -736,9 +736,14 @@ def text_sizes(value: Any) -> tuple[int, int]:
     """(characters, UTF-8 bytes) of every string value inside ``value`` (keys excluded)."""
     if type(value) is str:
         return len(value), len(value.encode("utf-8", "surrogatepass"))
-    # Iteratively, and the strings encoded in one piece: a call and an encode per string cost
-    # more than the walk (Python keeps lone surrogates apart, so the sum of the parts' bytes is
-    # the bytes of the whole).
+    # The strings encoded in one piece: a call and an encode per string cost more than the walk
+    # (Python keeps lone surrogates apart, so the sum of the parts' bytes is the bytes of the whole).
+    text = "".join(_strings(value))
+    return len(text), len(text.encode("utf-8", "surrogatepass"))
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string value inside ``value`` (keys excluded), found iteratively."""
     strings: list[str] = []
     stack = [value]
     pop, extend, keep = stack.pop, stack.extend, strings.append
@@ -753,11 +758,20 @@ def text_sizes(value: Any) -> tuple[int, int]:
             extend(v)
         elif t is _DICT_VALUES:
             extend(v)
-    text = "".join(strings)
-    return len(text), len(text.encode("utf-8", "surrogatepass"))
+    return strings
 
 
 _DICT_VALUES = type({}.values())
+
+
+def pair_bound(kind: str, obj: dict, overhead: int, encoding: str) -> int | None:
+    """A bound of the example's tokens tighter than ``utf8_bound``, still without the encoding
+    built: each string's ``token_bound`` (from the pairs of bytes that are tokens and the
+    split into pieces) plus ``overhead``. None when a ``tools`` list makes it not rigorous."""
+    holder = obj["input"] if kind == "dpo" else obj
+    if "tools" in holder or "functions" in holder:
+        return None
+    return sum(token_bound(s, encoding) for s in _strings(obj["messages"] if kind == "rft" else obj)) + overhead
 
 
 def utf8_bound(kind: str, obj: dict, overhead: int) -> int | None:

@@ -15,7 +15,7 @@ from ..catalogue import ModelInfo, UnknownModelError, load_catalogue
 from .codes import CODES, ERROR
 from .dedupe import DigestTable
 from .rules import (_PER_MESSAGE, Bad, Ctx, check_chat, check_completion, check_dpo, check_rft, count_example,
-                    text_sizes, utf8_bound)
+                    pair_bound, text_sizes, utf8_bound)
 from ..tokens import TOKENS_REPLY_PRIMING as _REPLY_PRIMING
 from .secrets import candidates, find_secret, scan_line
 
@@ -468,12 +468,20 @@ class _Run:
                 # Tokens. A token is at least one byte, so the line's length (plus the flat figure of
                 # its images, which are not text) bounds the example's tokens: exact counting, the
                 # costly part, runs only when that bound (or, failing it, the UTF-8 bytes of the
-                # example's strings plus its overheads) exceeds the limit, or when asked for.
+                # example's strings plus its overheads, and then the bound from the pairs of bytes
+                # that are tokens) exceeds the limit, or when asked for.
                 bound = len(line) + images
                 if bound > limit or exact_tokens:
                     tight = utf8_bound(kind, obj, overhead)
                     if tight is not None and tight < bound:
                         bound = tight
+                    # The pair bound is about 2/3 of the text's bytes at best: tried only when that
+                    # could bring the example under the limit (and not on images' base64 text).
+                    if (bound > limit and not exact_tokens and not images and tight is not None
+                            and 2 * (tight - overhead) // 3 + overhead <= limit):
+                        tighter = pair_bound(kind, obj, overhead, self.encoding)
+                        if tighter is not None and tighter < bound:
+                            bound = tighter
                     if bound > limit or exact_tokens:
                         tokens, assistant = count_example(kind, obj, self.encoding)
                         if tokens > limit:

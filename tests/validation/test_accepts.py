@@ -197,6 +197,35 @@ def test_tokens_are_not_counted_when_the_bound_rules_a_violation_out(monkeypatch
         run(dataset(n=60))  # the default estimate counts its sample
 
 
+def test_a_long_example_the_pair_bound_keeps_under_the_limit_needs_no_encoding(monkeypatch):
+    import shared.tokens as tokens
+
+    # About 6,000 bytes of prose against gpt-35-turbo-0613's 4,096 tokens: one token per byte
+    # cannot rule a violation out, the pairs of bytes that are tokens can.
+    prose = "Fine-tuning adapts a base model to your own examples, one line each. " * 85
+    long = {"messages": [{"role": "user", "content": "Summarise."}, {"role": "assistant", "content": prose}]}
+    assert len(prose.encode()) > 4096
+
+    def boom(name):
+        raise AssertionError("the tokenizer should not be needed")
+
+    monkeypatch.setattr(tokens, "_counter", boom)
+    report = run(dataset(n=60, replace={7: long}), model="gpt-35-turbo-0613", sample_tokens=False)
+    assert report.valid and report.stats["exactly_counted_examples"] == 0
+    assert 4096 >= report.stats["max_tokens_per_example_bound"] >= tokens.token_bound(prose, "cl100k_base")
+    monkeypatch.undo()
+    exact = run(dataset(n=60, replace={7: long}), model="gpt-35-turbo-0613", exact_tokens=True)
+    assert exact.stats["max_tokens_per_example"] <= report.stats["max_tokens_per_example_bound"]
+
+
+def test_an_example_over_the_limit_is_still_counted_and_refused():
+    words = "zq xv jk qz vx kj " * 1500   # rare pairs: the pair bound cannot clear it
+    long = {"messages": [{"role": "user", "content": "Summarise."}, {"role": "assistant", "content": words}]}
+    report = run(dataset(n=60, replace={7: long}), model="gpt-35-turbo-0613", sample_tokens=False)
+    assert not report.valid
+    assert [e.code for e in report.errors] == ["too_many_tokens"] and report.errors[0].line == 7
+
+
 def test_only_long_examples_are_counted_exactly():
     long = {"messages": [{"role": "user", "content": "Summarise."}, {"role": "assistant", "content": "ok " * 3000}]}
     report = run(dataset(n=60, replace={7: long}), model="gpt-35-turbo-0613", sample_tokens=False)

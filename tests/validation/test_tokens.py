@@ -171,3 +171,45 @@ def test_lone_surrogates_and_special_text_count_as_tiktoken_counts_them(name):
         assert get_encoding(name).encode_ordinary(text) == reference.encode_ordinary(text)
         assert count_tokens(text, name) == len(reference.encode_ordinary(text))
     assert get_encoding(name).decode(reference.encode_ordinary("héllo wörld")) == "héllo wörld"
+
+
+def _bound_corpus():
+    rng = random.Random(18)
+    alphabets = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", " \t\n\r",
+                 ".,;:!?'\"()[]{}<>/\\|@#$%^&*-_=+~`", "éèàçüößñøåæœ", "абвгдежзийклмнопрстуфхцчшщъыьэюя",
+                 "日本語の文章を書きます。中文字符测试", "😀🎉👍🏽🚀❤️", "\u0301\u0308\u200b\u00a0"]
+    for _ in range(400):
+        size = rng.choice([1, 2, 3, 5, 20, 200, 2000])
+        mix = rng.sample(alphabets, rng.randint(1, len(alphabets)))
+        yield "".join(rng.choice(rng.choice(mix)) for _ in range(size))
+    words = "the of and to in fine tuning model example assistant user I'm we're don't 2024 42 café".split()
+    yield " ".join(rng.choice(words) for _ in range(5000))
+    yield "aaaa" * 3000 + "\n\n\n" + "1234567890" * 300 + "   " * 100
+    yield from REFERENCE["samples"]
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_the_bound_from_pairs_of_bytes_is_never_below_the_exact_count(name):
+    checked = 0
+    for text in _bound_corpus():
+        assert tokens.token_bound(text, name) >= count_tokens(text, name), text[:80]
+        checked += 1
+    assert checked > 400
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_the_bound_from_pairs_is_well_below_one_token_per_byte_on_prose(name):
+    prose = ("Fine-tuning adapts a base model to your examples. Each line of the file is one example, "
+             "with the messages a user and the assistant exchange. ") * 500
+    n = len(prose.encode())
+    assert count_tokens(prose, name) <= tokens.token_bound(prose, name) < 0.75 * n
+    assert tokens.token_bound("\ud83d lone", name) == len("\ud83d lone".encode("utf-8", "surrogatepass"))
+    assert tokens.token_bound("", name) == 0
+
+
+def test_the_pair_table_says_which_byte_pairs_are_tokens():
+    table = tokens.pair_table("o200k_base")
+    ranks = tokens.load_mergeable_ranks("o200k_base")
+    assert len(table) == 65536
+    assert sum(table) == sum(1 for t in ranks if len(t) == 2)
+    assert table[ord("t") << 8 | ord("h")] == 1
