@@ -101,8 +101,9 @@ def intake(blob_name: str) -> dict:
     ports = {k: int(v.rsplit(":", 1)[1].split("/")[0]) for k, v in
              (kv.split("=", 1) for kv in conn.split(";") if kv.startswith(("BlobEndpoint", "TableEndpoint")))}
     counter = StorageCounter(table_port=ports["TableEndpoint"], blob_port=ports["BlobEndpoint"])
-    count_storage_requests(counter)
+    count_storage_requests(counter, float(os.environ.get("BENCH_BLOB_GET_LATENCY_MS") or 0) / 1000)
     phases: dict[str, float] = {}
+    peaks: dict[str, float] = {}
 
     def timed(name: str, fn):
         def wrapper(*a, **kw):
@@ -111,6 +112,7 @@ def intake(blob_name: str) -> dict:
                 return fn(*a, **kw)
             finally:
                 phases[name] = phases.get(name, 0.0) + time.perf_counter() - t
+                peaks[name] = _rss_mb()  # the process's peak so far, when this phase ended
         return wrapper
 
     import dataclasses
@@ -151,7 +153,8 @@ def intake(blob_name: str) -> dict:
     return {"invoked": done, "seconds": total, "phases": {k: round(v, 3) for k, v in phases.items()},
             "status": row.get("status"), "file_id": row.get("file_id"), "upload_path": row.get("upload_path"),
             "examples": row.get("examples"), "import_seconds": round(imports, 3), "rss_before_mb": rss_before,
-            "peak_rss_mb": _rss_mb(), "storage_requests": counter.snapshot()}
+            "peak_rss_mb": _rss_mb(), "peak_rss_by_phase_end_mb": {k: round(v, 1) for k, v in peaks.items()},
+            "storage_requests": counter.snapshot()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
@@ -147,9 +148,11 @@ class StorageCounter:
             return dict(self.counts)
 
 
-def count_storage_requests(counter: StorageCounter) -> None:
+def count_storage_requests(counter: StorageCounter, blob_get_latency: float = 0.0) -> None:
     """Installs the hook: every azure-core synchronous transport (requests-based, the SDKs'
-    default) reports each request it sends to ``counter``."""
+    default) reports each request it sends to ``counter``. With ``blob_get_latency`` (seconds),
+    each blob GET first waits that long, as a round trip to a storage account elsewhere would
+    (Azurite answers from this machine in well under a millisecond)."""
     from azure.core.pipeline.transport import RequestsTransport
 
     original = RequestsTransport.send
@@ -159,6 +162,8 @@ def count_storage_requests(counter: StorageCounter) -> None:
 
     def send(self, request, **kwargs):
         counter.see(request.method.upper(), request.url)
+        if blob_get_latency and request.method.upper() == "GET" and f":{counter.blob_port}/" in request.url:
+            time.sleep(blob_get_latency)
         return original(self, request, **kwargs)
 
     send._bench_hook = True  # type: ignore[attr-defined]

@@ -53,6 +53,7 @@ __all__ = [
     "get_encoding",
     "load_mergeable_ranks",
     "pair_table",
+    "release_encodings",
     "token_bound",
 ]
 
@@ -341,6 +342,15 @@ def _counter(name: str):
                     c = _BpeOpenAICounter(name)
                 _counters[name] = c
     return c
+
+
+def release_encodings() -> None:
+    """Drops the encodings built so far (about 51 MB for o200k_base, 30 MB for cl100k_base),
+    for a long-lived process that counted and will not count again soon: the blob trigger
+    after a validation, whose next steps (the upload, the import) would otherwise run with the
+    encoding still held. The next count builds it again (about 0.2 s)."""
+    with _lock:
+        _counters.clear()
 
 
 def backend_name(encoding_name: str) -> str:

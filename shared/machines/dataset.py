@@ -105,7 +105,7 @@ def _if_match():
     return MatchConditions.IfNotModified
 
 
-RANGE_BYTES = 2 << 20  # one GET per 2 MiB, the next one read ahead: at most about 3 ranges in memory, whatever the blob's size
+RANGE_BYTES = 4 << 20  # one GET per 4 MiB, the next one read ahead: at most 2 ranges held, whatever the blob's size
 
 
 def blob_ranges(blob_client, etag: str, offset: int = 0, step: int = RANGE_BYTES) -> Iterator[bytes]:
@@ -208,6 +208,7 @@ def validate_blob(ds: DatasetRecord, env: Env) -> Step:
     from azure.core.exceptions import ResourceNotFoundError
 
     from ..catalogue import UnknownModelError, load_catalogue
+    from ..tokens import release_encodings
     from ..validation import validate
 
     props = env.context.get("props")
@@ -246,6 +247,7 @@ def validate_blob(ds: DatasetRecord, env: Env) -> Step:
                         report = validate(chunks, model=model, method=method, size=size, **extra).to_dict()
                     finally:
                         chunks.close()
+                        release_encodings()  # the upload and the import that follow need none of its 51 MB
                 if grader is not None and not grader.get("problem"):
                     report["grader_blob"] = grader["blob"]
     except ResourceNotFoundError:

@@ -213,3 +213,10 @@ def test_the_pair_table_says_which_byte_pairs_are_tokens():
     assert len(table) == 65536
     assert sum(table) == sum(1 for t in ranks if len(t) == 2)
     assert table[ord("t") << 8 | ord("h")] == 1
+
+
+def test_released_encodings_are_built_again_when_counted():
+    before = count_tokens("hello world", "o200k_base")
+    tokens.release_encodings()
+    assert not tokens._counters
+    assert count_tokens("hello world", "o200k_base") == before == 2
