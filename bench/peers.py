@@ -43,6 +43,14 @@ COPILOT_SCRIPTS = ("plugins/azure-skills/skills/microsoft-foundry/finetuning/scr
 COOKBOOK_NOTEBOOK = "examples/Chat_finetuning_data_prep.ipynb"
 TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 MODEL = "gpt-4o-mini-2024-07-18"
+# What issue 18 measured when it was filed (whole processes, medians of three interleaved runs,
+# on the machine of that day), printed beside today's figures.
+ISSUE_18 = {
+    (64, "this validator"): "0.66 s, 66 MB", (64, "Copilot for Azure validate_sft.py"): "0.56 s, 12 MB",
+    (64, "openai-cookbook data-prep notebook"): "6.9 s, 280 MB", (64, "orjson line parse"): "0.20 s",
+    (256, "this validator"): "1.60 s, 70 MB", (256, "Copilot for Azure validate_sft.py"): "2.15 s, 15 MB",
+    (256, "openai-cookbook data-prep notebook"): "27.9 s, 913 MB", (256, "orjson line parse"): "0.70 s",
+}
 SIZES_MB = (1, 64, 256)
 
 __all__ = ["peers_section", "peer_rows", "SIZES_MB"]
@@ -203,6 +211,9 @@ def peer_rows(results: dict[str, Any], f: Callable[..., str]) -> list[list[str]]
                 goals.append(f"peak RSS < 100 MB: {'met' if p['peak_rss_mb'] < 100 else 'missed'}")
                 target = "; ".join(goals)
             status = f"exit {p['exit']}" + (f" ({p['error']})" if p.get("error") else "")
+            then = ISSUE_18.get((r["size_mb"], name)) if r.get("what", "mix") == "mix" else None
+            if then:
+                status = f"issue 18 measured {then}; " + status
             rows.append(["peers", f"{r['size_mb']} MB {r.get('what', 'mix')}, {name}", f"{f(p['seconds'])} s",
                          f"{p['seconds'] / floor:.2f}× the bare parse" if r.get("what", "mix") == "mix" else "",
                          f"{r['bytes'] / (1 << 20) / p['seconds']:.1f} MB/s", f"{f(p['peak_rss_mb'], 0)} MB",
