@@ -186,7 +186,8 @@ def shapes_section(cache: Path, size: int, rounds: int) -> dict[str, Any]:
         log(f"shapes: {kind}, {size} MB")
         for _ in range(rounds):
             base_runs.append(child("bench.child", "baseline", str(path)))
-            val_runs.append(child("bench.child", "validate", str(path), "--model", model))
+            # --quick-estimate: the per-example cost alone, without the sample's fixed encoding build
+            val_runs.append(child("bench.child", "validate", str(path), "--model", model, "--quick-estimate"))
         base, best = _best(base_runs), _best(val_runs)
         last = val_runs[-1]
         out[kind] = {"model": model, "size_mb": size, "examples": last["examples"],
@@ -384,7 +385,7 @@ def table(results: dict[str, Any]) -> list[list[str]]:
                      f"{_f(r['validator_seconds'])} s (baseline {_f(r['baseline_seconds'])} s)",
                      f"{r['ratio']:.2f}× (CPU {r['cpu_ratio']:.2f}×)",
                      f"{_f(r['mb_per_second'], 0)} MB/s, {r['examples_per_second']:,} ex/s",
-                     f"{_f(r['peak_rss_mb'], 0)} MB", "per-example cost isolated", ""])
+                     f"{_f(r['peak_rss_mb'], 0)} MB", "per-example cost isolated (--quick-estimate)", ""])
     for key, r in (results.get("instructions") or {}).items():
         if key == "skipped":
             rows.append(["validator", "instructions (valgrind)", "", "", "", "", r, ""])
