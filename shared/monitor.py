@@ -39,6 +39,19 @@ TICK_BUDGET_SECONDS = 100.0           # the schedule is every 2 minutes
 ORPHAN_GRACE = timedelta(minutes=10)  # an index row without its job row, before it is removed
 
 
+
+def visiting_order(rows: list, waiting_order: list[str]) -> list:
+    """The order a tick visits the open jobs' rows in: the row looked at longest ago first
+    (``updated_at``), except that the waiting jobs keep those places among themselves in
+    ``waiting_order`` (oldest request first), so two created in one tick reach Azure in the
+    order they were asked for."""
+    rows = sorted(rows, key=lambda r: str(r.get("updated_at") or ""))
+    rank = {key: i for i, key in enumerate(waiting_order)}
+    places = [i for i, r in enumerate(rows) if r.row_key in rank]
+    for i, row in zip(places, sorted((rows[i] for i in places), key=lambda r: rank[r.row_key])):
+        rows[i] = row
+    return rows
+
 class Monitor:
     def __init__(self, ctx, *, worker: str | None = None, budget_seconds: float | None = None,
                  azure: AzurePorts | None = None) -> None:
@@ -82,8 +95,9 @@ class Monitor:
             else:
                 rows.append(row)
         env.context["queue"] = queue_of(rows, self.settings, repos)
-        # Fair order: the row looked at longest ago first, so none starves when the budget runs out.
-        rows.sort(key=lambda r: str(r.get("updated_at") or ""))
+        # Fair order: the row looked at longest ago first, so none starves when the budget runs out;
+        # but the waiting jobs among them oldest first, since Azure runs jobs in the order it gets them.
+        rows = visiting_order(rows, env.context["queue"].get("order") or [])
         engine = Engine(JOB, repos.jobs, repos.job_index, env, self.worker, report)
         Pass(engine, clock, budget=self.budget, started=started).run(
             [(r.row_key, (lambda rk=r.row_key: repos.jobs.find(repos.JOB_PARTITION, rk)), r) for r in rows])
