@@ -39,7 +39,6 @@ TICK_BUDGET_SECONDS = 100.0           # the schedule is every 2 minutes
 ORPHAN_GRACE = timedelta(minutes=10)  # an index row without its job row, before it is removed
 
 
-
 def visiting_order(rows: list, waiting_order: list[str]) -> list:
     """The order a tick visits the open jobs' rows in: the row looked at longest ago first
     (``updated_at``), except that the waiting jobs keep those places among themselves in
@@ -51,6 +50,7 @@ def visiting_order(rows: list, waiting_order: list[str]) -> list:
     for i, row in zip(places, sorted((rows[i] for i in places), key=lambda r: rank[r.row_key])):
         rows[i] = row
     return rows
+
 
 class Monitor:
     def __init__(self, ctx, *, worker: str | None = None, budget_seconds: float | None = None,

@@ -141,14 +141,20 @@ def load_mergeable_ranks(name: str) -> dict[bytes, int]:
         except (OSError, EOFError, ValueError, TypeError):
             pass
     ranks = _parse_ranks(source)
+    _keep(cache, marshal.dumps(ranks))
+    return ranks
+
+
+def _keep(cache: Path | None, data: bytes) -> None:
+    """Writes ``data`` to ``cache`` whole or not at all (another process may read it meanwhile);
+    a cache that cannot be written is only a slower next start."""
     if cache is not None:
         try:
             tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(marshal.dumps(ranks))
+            tmp.write_bytes(data)
             os.replace(tmp, cache)
         except OSError:
             pass
-    return ranks
 
 
 def _parse_ranks(source: Path) -> dict[bytes, int]:
@@ -189,13 +195,7 @@ def pair_table(name: str) -> bytes:
             if len(token) == 2:
                 built[token[0] << 8 | token[1]] = 1
         table = bytes(built)
-        if cache is not None:
-            try:
-                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(table)
-                os.replace(tmp, cache)
-            except OSError:
-                pass
+        _keep(cache, table)
     _pair_tables[name] = table
     return table
 

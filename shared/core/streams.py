@@ -4,8 +4,8 @@ Intake validates a blob as it downloads it. One after the other, a 512 MB blob w
 each range before validating it, so the wall time was download + validation. Here a
 thread fetches (and hashes) the next range while the validator parses the current one: both
 release the GIL for most of their work (socket reads, SHA-256 of large buffers), so the wall
-time comes close to the longer of the two. At most ``depth`` chunks wait in between, plus the
-one the thread holds and the one the caller holds: memory stays bounded by the chunk size.
+time comes close to the longer of the two. At most ``depth`` chunks are fetched ahead of the
+one the caller holds: memory stays bounded by the chunk size.
 """
 from __future__ import annotations
 

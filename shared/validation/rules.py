@@ -764,26 +764,30 @@ def _strings(value: Any) -> list[str]:
 _DICT_VALUES = type({}.values())
 
 
+def _bounded_text(kind: str, obj: dict) -> Any:
+    """What a bound of the example's tokens reads the strings of, or None when a ``tools`` list
+    makes a bound from its strings not rigorous (the list is counted as its JSON)."""
+    holder = obj["input"] if kind == "dpo" else obj
+    if "tools" in holder or "functions" in holder:
+        return None
+    # RFT: only the messages are the model's input (the other fields are the grader's)
+    return obj["messages"] if kind == "rft" else obj
+
+
 def pair_bound(kind: str, obj: dict, overhead: int, encoding: str) -> int | None:
     """A bound of the example's tokens tighter than ``utf8_bound``, still without the encoding
     built: each string's ``token_bound`` (from the pairs of bytes that are tokens and the
     split into pieces) plus ``overhead``. None when a ``tools`` list makes it not rigorous."""
-    holder = obj["input"] if kind == "dpo" else obj
-    if "tools" in holder or "functions" in holder:
-        return None
-    return sum(token_bound(s, encoding) for s in _strings(obj["messages"] if kind == "rft" else obj)) + overhead
+    text = _bounded_text(kind, obj)
+    return None if text is None else sum(token_bound(s, encoding) for s in _strings(text)) + overhead
 
 
 def utf8_bound(kind: str, obj: dict, overhead: int) -> int | None:
     """A bound of the example's tokens tighter than its line's length: the UTF-8 bytes of its
     strings (a token is at least one byte) plus ``overhead``, the non-text tokens (which
     already include every image). None when a ``tools`` list makes it not rigorous."""
-    holder = obj["input"] if kind == "dpo" else obj
-    if "tools" in holder or "functions" in holder:
-        return None
-    if kind == "rft":  # only the messages are the model's input (the other fields are the grader's)
-        return text_sizes(obj["messages"])[1] + overhead
-    return text_sizes(obj)[1] + overhead
+    text = _bounded_text(kind, obj)
+    return None if text is None else text_sizes(text)[1] + overhead
 
 
 # The reinforcement walk: walk_messages' own code, run with RFT's roles in its globals (developer

@@ -26,15 +26,16 @@ def test_an_error_of_the_source_is_raised_after_the_chunks_before_it():
     assert got == [1, 2]
 
 
+def counted(n: int, fetched: list):
+    """0 .. n-1, each noted in ``fetched`` as the thread takes it."""
+    for i in range(n):
+        fetched.append(i)
+        yield i
+
+
 def test_fetches_at_most_depth_ahead_of_the_reader():
     fetched = []
-
-    def source():
-        for i in range(10):
-            fetched.append(i)
-            yield i
-
-    stream = read_ahead(source(), depth=1)
+    stream = read_ahead(counted(10, fetched), depth=1)
     assert next(stream) == 0
     deadline = time.monotonic() + 10
     while len(fetched) < 2 and time.monotonic() < deadline:
@@ -47,13 +48,7 @@ def test_fetches_at_most_depth_ahead_of_the_reader():
 
 def test_closing_stops_the_thread_taking_more():
     fetched = []
-
-    def source():
-        for i in range(1000):
-            fetched.append(i)
-            yield i
-
-    stream = read_ahead(source(), depth=1)
+    stream = read_ahead(counted(1000, fetched), depth=1)
     next(stream)
     stream.close()
     deadline = time.monotonic() + 10
